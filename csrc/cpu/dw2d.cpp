@@ -1,0 +1,193 @@
+// CPU implementations of the dw2d ops: checks, layout choice, dtype handling, threading, and raw
+// pointers into kernels/cpu. float32 runs the active ISA's kernels, float64 the scalar ones;
+// bfloat16 and float16 are computed in float32 and rounded once at the end.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <atomic>
+
+#include "../../kernels/cpu/dw2d.h"
+#include "../dw2d_args.h"
+
+namespace dwconv {
+namespace cpu {
+namespace {
+
+Isa best_isa() {
+  for (Isa isa : {Isa::avx512, Isa::avx2})
+    if (isa_supported(isa)) return isa;
+  return Isa::scalar;
+}
+
+std::atomic<int> g_isa{static_cast<int>(best_isa())};
+
+template <typename T>
+const Dw2dKernels<T>* kernels_for();
+template <>
+const Dw2dKernels<float>* kernels_for<float>() {
+  return dw2d_kernels_f32(static_cast<Isa>(g_isa.load()));
+}
+template <>
+const Dw2dKernels<double>* kernels_for<double>() {
+  return dw2d_kernels_f64();
+}
+
+bool is_half(const at::Tensor& t) {
+  return t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf;
+}
+
+void check_cpu_dtype(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "dwconv cpu backend: ", name, " must be a CPU tensor, got ",
+              t.device());
+  const auto st = t.scalar_type();
+  TORCH_CHECK(st == at::kFloat || st == at::kDouble || st == at::kBFloat16 || st == at::kHalf,
+              "dwconv cpu backend: ", name,
+              " dtype must be float32, float64, bfloat16 or float16, got ", st);
+}
+
+// Half types run in float32: upcast here, round back once by the caller.
+at::Tensor compute_dtype(const at::Tensor& t) { return is_half(t) ? t.to(at::kFloat) : t; }
+
+// Weight [C*M,1,KH,KW] as the layout's kernels want it (see kernels/cpu/dw2d.h).
+at::Tensor pack_weight(const at::Tensor& w, const Dw2dShape& s, Layout layout) {
+  if (layout == Layout::NCHW) return w.contiguous();
+  return w.reshape({s.C, s.M, s.KH * s.KW}).permute({1, 2, 0}).contiguous();
+}
+
+template <typename F>
+void run_items(int64_t items, const F& f) {
+  at::parallel_for(0, items, 1, [&](int64_t begin, int64_t end) { f(begin, end); });
+}
+
+void fwd_into(const at::Tensor& input, const at::Tensor& weight,
+              const std::optional<at::Tensor>& bias, const Dw2dShape& s, Layout layout,
+              at::Tensor& y) {
+  const at::Tensor x = input.contiguous(memory_format(layout));
+  const at::Tensor w = pack_weight(weight, s, layout);
+  const std::optional<at::Tensor> b =
+      bias ? std::optional<at::Tensor>(bias->contiguous()) : std::nullopt;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dwconv_dw2d_fwd_cpu", [&] {
+    const auto* k = kernels_for<scalar_t>();
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    const scalar_t* wp = w.const_data_ptr<scalar_t>();
+    const scalar_t* bp = b ? b->const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* yp = y.data_ptr<scalar_t>();
+    run_items(k->fwd_items(s, layout),
+              [&](int64_t begin, int64_t end) { k->fwd(s, layout, xp, wp, bp, yp, begin, end); });
+  });
+}
+
+std::optional<at::Tensor> compute_bias(const std::optional<at::Tensor>& bias) {
+  return bias ? std::optional<at::Tensor>(compute_dtype(*bias)) : std::nullopt;
+}
+
+}  // namespace
+
+Isa active_isa() { return static_cast<Isa>(g_isa.load()); }
+void set_active_isa(Isa isa) { g_isa.store(static_cast<int>(isa)); }
+
+at::Tensor dw2d_fwd(const at::Tensor& input, const at::Tensor& weight,
+                    const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                    at::IntArrayRef padding, at::IntArrayRef dilation) {
+  check_cpu_dtype(input, "input");
+  const Dw2dShape s = check_fwd(input, weight, bias, stride, padding, dilation);
+  const Layout layout = layout_of(input);
+  const at::Tensor x = compute_dtype(input);
+  at::Tensor y = at::empty({s.N, s.cout(), s.OH, s.OW}, x.options(), memory_format(layout));
+  if (y.numel() > 0) fwd_into(x, compute_dtype(weight), compute_bias(bias), s, layout, y);
+  return is_half(input) ? y.to(input.scalar_type()) : y;
+}
+
+void dw2d_fwd_out(const at::Tensor& input, const at::Tensor& weight,
+                  const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                  at::IntArrayRef padding, at::IntArrayRef dilation, at::Tensor& out) {
+  check_cpu_dtype(input, "input");
+  const Dw2dShape s = check_fwd(input, weight, bias, stride, padding, dilation);
+  check_same(input, "input", out, "out");
+  TORCH_CHECK(out.dim() == 4 && out.size(0) == s.N && out.size(1) == s.cout() &&
+                  out.size(2) == s.OH && out.size(3) == s.OW,
+              "dwconv: out must be [", s.N, ", ", s.cout(), ", ", s.OH, ", ", s.OW,
+              "], got shape ", out.sizes());
+  if (out.numel() == 0) return;
+  const Layout layout = layout_of(input);
+  if (!is_half(input) && out.is_contiguous(memory_format(layout))) {
+    fwd_into(input, weight, bias, s, layout, out);
+    return;
+  }
+  const at::Tensor x = compute_dtype(input);
+  at::Tensor y = at::empty({s.N, s.cout(), s.OH, s.OW}, x.options(), memory_format(layout));
+  fwd_into(x, compute_dtype(weight), compute_bias(bias), s, layout, y);
+  out.copy_(y);
+}
+
+at::Tensor dw2d_bwdi(const at::Tensor& grad_out, const at::Tensor& weight,
+                     c10::SymIntArrayRef input_size, at::IntArrayRef stride,
+                     at::IntArrayRef padding, at::IntArrayRef dilation) {
+  check_cpu_dtype(grad_out, "grad_output");
+  check_same(grad_out, "grad_output", weight, "weight");
+  const auto in_size = C10_AS_INTARRAYREF_SLOW(input_size);
+  const Dw2dShape s = make_dw2d_shape(in_size, weight.sizes(), stride, padding, dilation);
+  check_grad_out(grad_out, s);
+  const Layout layout = layout_of(grad_out);
+  const at::Tensor gy = compute_dtype(grad_out).contiguous(memory_format(layout));
+  const at::Tensor w = pack_weight(compute_dtype(weight), s, layout);
+  at::Tensor gx = at::empty(in_size, gy.options(), memory_format(layout));
+  if (gx.numel() > 0) {
+    AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "dwconv_dw2d_bwdi_cpu", [&] {
+      const auto* k = kernels_for<scalar_t>();
+      const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+      const scalar_t* wp = w.const_data_ptr<scalar_t>();
+      scalar_t* gxp = gx.data_ptr<scalar_t>();
+      run_items(k->bwdi_items(s, layout),
+                [&](int64_t begin, int64_t end) { k->bwdi(s, layout, gyp, wp, gxp, begin, end); });
+    });
+  }
+  return is_half(grad_out) ? gx.to(grad_out.scalar_type()) : gx;
+}
+
+at::Tensor dw2d_bwdw(const at::Tensor& grad_out, const at::Tensor& input,
+                     c10::SymIntArrayRef kernel_size, at::IntArrayRef stride,
+                     at::IntArrayRef padding, at::IntArrayRef dilation) {
+  check_cpu_dtype(grad_out, "grad_output");
+  check_same(grad_out, "grad_output", input, "input");
+  const auto ks = C10_AS_INTARRAYREF_SLOW(kernel_size);
+  TORCH_CHECK(ks.size() == 2, "dwconv: kernel_size must be two integers, got ", ks);
+  TORCH_CHECK(grad_out.dim() == 4 && input.dim() == 4,
+              "dwconv: grad_output and input must be 4-D, got shapes ", grad_out.sizes(), " and ",
+              input.sizes());
+  const int64_t CO = grad_out.size(1);
+  const Dw2dShape s =
+      make_dw2d_shape(input.sizes(), {CO, 1, ks[0], ks[1]}, stride, padding, dilation);
+  check_grad_out(grad_out, s);
+  const Layout layout = layout_of(input);
+  const at::Tensor x = compute_dtype(input).contiguous(memory_format(layout));
+  const at::Tensor gy = compute_dtype(grad_out).contiguous(memory_format(layout));
+  // NHWC kernels produce the packed [M][KH*KW][C] layout, unpacked below
+  at::Tensor gw = layout == Layout::NCHW ? at::empty({CO, 1, s.KH, s.KW}, x.options())
+                                         : at::empty({s.M, s.KH * s.KW, s.C}, x.options());
+  if (s.N == 0 || s.OH * s.OW == 0) {
+    gw.zero_();
+  } else {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dwconv_dw2d_bwdw_cpu", [&] {
+      const auto* k = kernels_for<scalar_t>();
+      const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+      const scalar_t* xp = x.const_data_ptr<scalar_t>();
+      scalar_t* gwp = gw.data_ptr<scalar_t>();
+      run_items(k->bwdw_items(s, layout),
+                [&](int64_t begin, int64_t end) { k->bwdw(s, layout, gyp, xp, gwp, begin, end); });
+    });
+  }
+  if (layout == Layout::NHWC) gw = gw.permute({2, 0, 1}).reshape({CO, 1, s.KH, s.KW});
+  return is_half(grad_out) ? gw.to(grad_out.scalar_type()) : gw;
+}
+
+}  // namespace cpu
+}  // namespace dwconv
+
+TORCH_LIBRARY_IMPL(dwconv, CPU, m) {
+  m.impl("dw2d_fwd", &dwconv::cpu::dw2d_fwd);
+  m.impl("dw2d_fwd_out", &dwconv::cpu::dw2d_fwd_out);
+  m.impl("dw2d_bwdi", &dwconv::cpu::dw2d_bwdi);
+  m.impl("dw2d_bwdw", &dwconv::cpu::dw2d_bwdw);
+}

@@ -1,0 +1,81 @@
+// Every dwconv op schema, defined once; backends register implementations in their own files.
+// The pybind11 module _C carries the non-op helpers (build configuration, CPU ISA choice).
+#include <torch/extension.h>
+#include <torch/library.h>
+
+#include "../kernels/cpu/dw2d.h"
+
+TORCH_LIBRARY(dwconv, m) {
+  // padding is (top, bottom, left, right)
+  m.def("dw2d_fwd(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[4] padding, "
+        "int[2] dilation) -> Tensor");
+  m.def("dw2d_fwd_out(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[4] padding, "
+        "int[2] dilation, *, Tensor(a!) out) -> ()");
+  m.def("dw2d_bwdi(Tensor grad_out, Tensor weight, SymInt[4] input_size, int[2] stride, "
+        "int[4] padding, int[2] dilation) -> Tensor");
+  m.def("dw2d_bwdw(Tensor grad_out, Tensor input, SymInt[2] kernel_size, int[2] stride, "
+        "int[4] padding, int[2] dilation) -> Tensor");
+}
+
+namespace dwconv {
+namespace cpu {
+// csrc/cpu/dw2d.cpp
+Isa active_isa();
+void set_active_isa(Isa isa);
+}  // namespace cpu
+}  // namespace dwconv
+
+namespace {
+
+using dwconv::cpu::Isa;
+
+Isa isa_from_name(const std::string& name) {
+  for (int i = 0; i < dwconv::cpu::kNumIsa; ++i)
+    if (name == dwconv::cpu::isa_name(static_cast<Isa>(i))) return static_cast<Isa>(i);
+  throw py::value_error("DWCONV_CPU_ISA / cpu_isa: unknown ISA '" + name +
+                        "' (expected scalar, avx2 or avx512)");
+}
+
+py::list isa_list(bool (*pred)(Isa)) {
+  py::list out;
+  for (int i = 0; i < dwconv::cpu::kNumIsa; ++i)
+    if (pred(static_cast<Isa>(i))) out.append(dwconv::cpu::isa_name(static_cast<Isa>(i)));
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "dwconv compiled extension: loads the dwconv ops and reports the build";
+  m.def("cpu_isas_compiled", [] { return isa_list(dwconv::cpu::isa_compiled); },
+        "CPU ISAs this build has kernels for");
+  m.def("cpu_isas_supported", [] { return isa_list(dwconv::cpu::isa_supported); },
+        "CPU ISAs this build has kernels for and this CPU can run");
+  m.def("get_cpu_isa", [] { return std::string(dwconv::cpu::isa_name(dwconv::cpu::active_isa())); },
+        "the ISA whose kernels the cpu backend runs");
+  m.def(
+      "set_cpu_isa",
+      [](const std::string& name) {
+        const Isa isa = isa_from_name(name);
+        if (!dwconv::cpu::isa_supported(isa))
+          throw py::value_error("DWCONV_CPU_ISA / cpu_isa: '" + name +
+                                "' is not available on this CPU/build (available: " +
+                                py::str(isa_list(dwconv::cpu::isa_supported)).cast<std::string>() +
+                                ")");
+        dwconv::cpu::set_active_isa(isa);
+      },
+      "select the ISA whose kernels the cpu backend runs");
+  m.def("build_info", [] {
+    py::dict d;
+    d["cpu_isas_compiled"] = isa_list(dwconv::cpu::isa_compiled);
+#ifdef _OPENMP
+    d["openmp"] = true;
+#else
+    d["openmp"] = false;
+#endif
+#ifdef __VERSION__
+    d["compiler"] = std::string(__VERSION__);
+#endif
+    return d;
+  });
+}

@@ -1,0 +1,148 @@
+"""Public functions and the registration of the dwconv ops with torch.library.
+
+Every op lives in the `torch.ops.dwconv` namespace (schemas in csrc/ops.cpp). This module gives
+each one a fake (meta) kernel, so torch.compile and torch.export trace through it, and wires the
+forward op's autograd to the backward ops, so gradients are registered ops too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch._prims_common import suggest_memory_format
+
+from . import _args, backends
+
+__all__ = ["depthwise_conv2d"]
+
+
+def _out_hw(h, w, kh, kw, stride, padding, dilation):
+    return (_args.output_size(h, kh, stride[0], dilation[0], padding[0], padding[1]),
+            _args.output_size(w, kw, stride[1], dilation[1], padding[2], padding[3]))
+
+
+# ------------------------------------------------------------------------- fake kernels
+@torch.library.register_fake("dwconv::dw2d_fwd")
+def _dw2d_fwd_fake(input, weight, bias, stride, padding, dilation):
+    n, _, h, w = input.shape
+    oh, ow = _out_hw(h, w, weight.shape[2], weight.shape[3], stride, padding, dilation)
+    return input.new_empty((n, weight.shape[0], oh, ow),
+                           memory_format=suggest_memory_format(input))
+
+
+@torch.library.register_fake("dwconv::dw2d_fwd_out")
+def _dw2d_fwd_out_fake(input, weight, bias, stride, padding, dilation, *, out):
+    return None
+
+
+@torch.library.register_fake("dwconv::dw2d_bwdi")
+def _dw2d_bwdi_fake(grad_out, weight, input_size, stride, padding, dilation):
+    return grad_out.new_empty(input_size, memory_format=suggest_memory_format(grad_out))
+
+
+@torch.library.register_fake("dwconv::dw2d_bwdw")
+def _dw2d_bwdw_fake(grad_out, input, kernel_size, stride, padding, dilation):
+    return grad_out.new_empty((grad_out.shape[1], 1, kernel_size[0], kernel_size[1]))
+
+
+# ------------------------------------------------------------------------------ autograd
+def _dw2d_setup_context(ctx, inputs, output):
+    input, weight, bias, stride, padding, dilation = inputs
+    ctx.save_for_backward(input if ctx.needs_input_grad[1] else None,
+                          weight if ctx.needs_input_grad[0] else None)
+    ctx.input_size = input.shape
+    ctx.kernel_size = weight.shape[2:]
+    ctx.geometry = (stride, padding, dilation)
+
+
+def _dw2d_backward(ctx, grad_out):
+    input, weight = ctx.saved_tensors
+    stride, padding, dilation = ctx.geometry
+    grad_input = grad_weight = grad_bias = None
+    if ctx.needs_input_grad[0]:
+        grad_input = torch.ops.dwconv.dw2d_bwdi(grad_out, weight, ctx.input_size, stride,
+                                                padding, dilation)
+    if ctx.needs_input_grad[1]:
+        grad_weight = torch.ops.dwconv.dw2d_bwdw(grad_out, input, ctx.kernel_size, stride,
+                                                 padding, dilation)
+    if ctx.needs_input_grad[2]:
+        grad_bias = grad_out.sum((0, 2, 3))
+    return grad_input, grad_weight, grad_bias, None, None, None
+
+
+torch.library.register_autograd("dwconv::dw2d_fwd", _dw2d_backward,
+                                setup_context=_dw2d_setup_context)
+
+
+def _no_double_backward(name):
+    def backward(ctx, *grads):
+        raise RuntimeError(f"dwconv: double backward through {name} is not supported; use "
+                           f"backend='torch' for higher-order gradients")
+    return backward
+
+
+for _op in ("dw2d_bwdi", "dw2d_bwdw"):
+    torch.library.register_autograd(f"dwconv::{_op}", _no_double_backward(_op),
+                                    setup_context=lambda ctx, inputs, output: None)
+
+
+# ------------------------------------------------------------------------ public function
+def depthwise_conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                     stride: _args.IntOrPair = 1, padding: _args.Padding = 0,
+                     dilation: _args.IntOrPair = 1, *, backend: str | None = None,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Depthwise 2-D convolution: ``F.conv2d(input, weight, bias, stride, padding, dilation,
+    groups=C)`` computed by dwconv's kernels.
+
+    Shapes:
+        - input: :math:`(N, C, H, W)` or :math:`(C, H, W)`, NCHW or channels_last
+        - weight: :math:`(C \cdot m, 1, kH, kW)` for depth multiplier :math:`m \ge 1`
+        - bias: :math:`(C \cdot m)`
+        - output: :math:`(N, C \cdot m, H_{out}, W_{out})` in the input's memory format
+
+    Args:
+        input, weight, bias: as for :func:`torch.nn.functional.conv2d` with ``groups=C``.
+        stride, dilation: int or pair. Default: 1
+        padding: int, pair, ``'valid'`` or ``'same'`` (PyTorch's meaning: asymmetric for even
+            kernels, stride 1 only). Default: 0
+        backend: ``'auto'`` (the default, or ``$DWCONV_BACKEND``), or a name from
+            :func:`dwconv.backends`. An explicit backend that cannot serve the call raises.
+        out: optional preallocated output (reused across calls to avoid allocation cost);
+            not differentiable, like PyTorch's ``out=`` arguments.
+
+    Examples::
+
+        >>> x = torch.randn(8, 32, 56, 56).to(memory_format=torch.channels_last)
+        >>> w = torch.randn(32, 1, 3, 3)
+        >>> y = dwconv.depthwise_conv2d(x, w, padding=1)
+    """
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    unbatched = input.dim() == 3
+    if unbatched:
+        input = input.unsqueeze(0)
+        if out is not None:
+            out = out.unsqueeze(0)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+        raise ValueError(f"weight must be a 4-D tensor [C*m, 1, kH, kW], got "
+                         f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else weight!r}")
+    stride_ = _args.pair(stride, "stride")
+    dilation_ = _args.pair(dilation, "dilation")
+    _args.check_positive(stride_, "stride")
+    _args.check_positive(dilation_, "dilation")
+    padding_ = _args.conv_padding(padding, (weight.shape[2], weight.shape[3]), stride_, dilation_)
+    oh, ow = _args.check_depthwise(input, weight, bias, stride_, padding_, dilation_)
+    impl = backends.select(backend, input, weight, bias)
+    if out is None:
+        y = impl.conv2d(input, weight, bias, stride_, padding_, dilation_)
+    else:
+        expected = (input.shape[0], weight.shape[0], oh, ow)
+        if tuple(out.shape) != expected or out.dtype != input.dtype or out.device != input.device:
+            raise ValueError(f"out must be a {input.dtype} tensor of shape {expected} on "
+                             f"{input.device}, got {out.dtype} {tuple(out.shape)} on {out.device}")
+        if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                           for t in (input, weight, bias)):
+            raise RuntimeError("depthwise_conv2d(): functions with out=... arguments don't support "
+                               "automatic differentiation, but one of the arguments requires grad")
+        impl.conv2d_out(input, weight, bias, stride_, padding_, dilation_, out)
+        y = out
+    return y.squeeze(0) if unbatched else y

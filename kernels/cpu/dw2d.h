@@ -1,0 +1,45 @@
+// Torch-free interface of the CPU depthwise conv2d kernels.
+// Every kernel works on contiguous raw pointers and a range [begin, end) of work items, so the
+// caller (csrc/cpu) owns threading; items never overlap in the memory they write, which makes every
+// pass (backward-weight included) deterministic whatever the thread count.
+#pragma once
+#include <cstdint>
+
+#include "../dw2d_shape.h"
+
+namespace dwconv {
+namespace cpu {
+
+// Weight layouts the kernels expect (the glue packs them):
+//   NCHW passes: w[C*M][KH*KW]          (the nn.Conv2d weight as is)
+//   NHWC passes: wp[M][KH*KW][C]        (channels innermost, one row per multiplier index j)
+template <typename T>
+struct Dw2dKernels {
+  const char* isa;
+  int vector_width;  // lanes of T per SIMD register
+  // forward: y = conv(x, w) + b (b may be null)
+  int64_t (*fwd_items)(const Dw2dShape&, Layout);
+  void (*fwd)(const Dw2dShape&, Layout, const T* x, const T* w, const T* b, T* y,
+              int64_t begin, int64_t end);
+  // backward-input: gx = conv_transpose(gy, w)
+  int64_t (*bwdi_items)(const Dw2dShape&, Layout);
+  void (*bwdi)(const Dw2dShape&, Layout, const T* gy, const T* w, T* gx, int64_t begin,
+               int64_t end);
+  // backward-weight: gw (laid out like the pass's weight) = sum over batch and space of gy * x
+  int64_t (*bwdw_items)(const Dw2dShape&, Layout);
+  void (*bwdw)(const Dw2dShape&, Layout, const T* gy, const T* x, T* gw, int64_t begin,
+               int64_t end);
+};
+
+enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };
+constexpr int kNumIsa = 3;
+const char* isa_name(Isa isa);
+bool isa_supported(Isa isa);  // compiled in and supported by this CPU
+bool isa_compiled(Isa isa);   // compiled into this build
+
+// float32 kernels for one ISA (null when not compiled in); float64 kernels are scalar only.
+const Dw2dKernels<float>* dw2d_kernels_f32(Isa isa);
+const Dw2dKernels<double>* dw2d_kernels_f64();
+
+}  // namespace cpu
+}  // namespace dwconv

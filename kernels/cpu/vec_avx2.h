@@ -1,0 +1,55 @@
+// 8-lane float vector on AVX2 + FMA. Double falls back to the one-lane template.
+#pragma once
+#include <immintrin.h>
+#include "vec_scalar.h"
+
+namespace dwconv {
+namespace cpu {
+namespace {
+
+template <>
+struct Vec<float> {
+  static constexpr int N = 8;
+  __m256 v;
+  static __m256i lanes_below(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static __m256i offsets(int64_t stride) {
+    const __m256i s = _mm256_set1_epi32(static_cast<int>(stride));
+    return _mm256_mullo_epi32(s, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static Vec zero() { return {_mm256_setzero_ps()}; }
+  static Vec set1(float a) { return {_mm256_set1_ps(a)}; }
+  static Vec load(const float* p, int n = N) {
+    return {n == N ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, lanes_below(n))};
+  }
+  // stride * 7 must fit in int32: callers only gather along small strides (stride, multiplier)
+  static Vec gather(const float* p, int64_t stride, int n = N) {
+    if (stride == 1) return load(p, n);
+    return {_mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, offsets(stride),
+                                     _mm256_castsi256_ps(lanes_below(n)), 4)};
+  }
+  void store(float* p, int n = N) const {
+    if (n == N)
+      _mm256_storeu_ps(p, v);
+    else
+      _mm256_maskstore_ps(p, lanes_below(n), v);
+  }
+  void scatter(float* p, int64_t stride, int n = N) const {
+    if (stride == 1) return store(p, n);
+    alignas(32) float t[N];
+    _mm256_store_ps(t, v);
+    for (int i = 0; i < n; ++i) p[i * stride] = t[i];
+  }
+  static Vec fma(Vec a, Vec b, Vec c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+  float sum() const {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+
+}  // namespace
+}  // namespace cpu
+}  // namespace dwconv

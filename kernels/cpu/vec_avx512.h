@@ -1,0 +1,46 @@
+// 16-lane float vector on AVX-512F. Double falls back to the one-lane template.
+#pragma once
+#include <immintrin.h>
+#include "vec_scalar.h"
+
+namespace dwconv {
+namespace cpu {
+namespace {
+
+template <>
+struct Vec<float> {
+  static constexpr int N = 16;
+  __m512 v;
+  static __mmask16 lanes_below(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  static __m512i offsets(int64_t stride) {
+    return _mm512_mullo_epi32(_mm512_set1_epi32(static_cast<int>(stride)),
+                              _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+                                                14, 15));
+  }
+  static Vec zero() { return {_mm512_setzero_ps()}; }
+  static Vec set1(float a) { return {_mm512_set1_ps(a)}; }
+  static Vec load(const float* p, int n = N) {
+    return {n == N ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(lanes_below(n), p)};
+  }
+  // stride * 15 must fit in int32: callers only gather along small strides (stride, multiplier)
+  static Vec gather(const float* p, int64_t stride, int n = N) {
+    if (stride == 1) return load(p, n);
+    return {_mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes_below(n), offsets(stride), p, 4)};
+  }
+  void store(float* p, int n = N) const {
+    if (n == N)
+      _mm512_storeu_ps(p, v);
+    else
+      _mm512_mask_storeu_ps(p, lanes_below(n), v);
+  }
+  void scatter(float* p, int64_t stride, int n = N) const {
+    if (stride == 1) return store(p, n);
+    _mm512_mask_i32scatter_ps(p, lanes_below(n), offsets(stride), v, 4);
+  }
+  static Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  float sum() const { return _mm512_reduce_add_ps(v); }
+};
+
+}  // namespace
+}  // namespace cpu
+}  // namespace dwconv
