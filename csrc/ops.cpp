@@ -3,7 +3,10 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#include <atomic>
+
 #include "../kernels/cpu/dw2d.h"
+#include "common.h"
 
 TORCH_LIBRARY(dwconv, m) {
   // padding is (top, bottom, left, right)
@@ -18,6 +21,12 @@ TORCH_LIBRARY(dwconv, m) {
 }
 
 namespace dwconv {
+
+namespace {
+std::atomic<bool> g_debug_fill_nan{false};
+}
+bool debug_fill_nan() { return g_debug_fill_nan.load(); }
+
 namespace cpu {
 // csrc/cpu/dw2d.cpp
 Isa active_isa();
@@ -65,6 +74,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         dwconv::cpu::set_active_isa(isa);
       },
       "select the ISA whose kernels the cpu backend runs");
+  m.def("set_debug_fill_nan", [](bool on) { dwconv::g_debug_fill_nan.store(on); },
+        "fill fresh outputs with NaN (tests: catches elements a kernel never writes)");
   m.def("build_info", [] {
     py::dict d;
     d["cpu_isas_compiled"] = isa_list(dwconv::cpu::isa_compiled);

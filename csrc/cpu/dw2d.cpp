@@ -8,6 +8,7 @@
 #include <atomic>
 
 #include "../../kernels/cpu/dw2d.h"
+#include "../common.h"
 #include "../dw2d_args.h"
 
 namespace dwconv {
@@ -94,7 +95,7 @@ at::Tensor dw2d_fwd(const at::Tensor& input, const at::Tensor& weight,
   const Dw2dShape s = check_fwd(input, weight, bias, stride, padding, dilation);
   const Layout layout = layout_of(input);
   const at::Tensor x = compute_dtype(input);
-  at::Tensor y = at::empty({s.N, s.cout(), s.OH, s.OW}, x.options(), memory_format(layout));
+  at::Tensor y = new_output({s.N, s.cout(), s.OH, s.OW}, x.options(), memory_format(layout));
   if (y.numel() > 0) fwd_into(x, compute_dtype(weight), compute_bias(bias), s, layout, y);
   return is_half(input) ? y.to(input.scalar_type()) : y;
 }
@@ -116,7 +117,7 @@ void dw2d_fwd_out(const at::Tensor& input, const at::Tensor& weight,
     return;
   }
   const at::Tensor x = compute_dtype(input);
-  at::Tensor y = at::empty({s.N, s.cout(), s.OH, s.OW}, x.options(), memory_format(layout));
+  at::Tensor y = new_output({s.N, s.cout(), s.OH, s.OW}, x.options(), memory_format(layout));
   fwd_into(x, compute_dtype(weight), compute_bias(bias), s, layout, y);
   out.copy_(y);
 }
@@ -132,7 +133,7 @@ at::Tensor dw2d_bwdi(const at::Tensor& grad_out, const at::Tensor& weight,
   const Layout layout = layout_of(grad_out);
   const at::Tensor gy = compute_dtype(grad_out).contiguous(memory_format(layout));
   const at::Tensor w = pack_weight(compute_dtype(weight), s, layout);
-  at::Tensor gx = at::empty(in_size, gy.options(), memory_format(layout));
+  at::Tensor gx = new_output(in_size, gy.options(), memory_format(layout));
   if (gx.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "dwconv_dw2d_bwdi_cpu", [&] {
       const auto* k = kernels_for<scalar_t>();
@@ -164,8 +165,8 @@ at::Tensor dw2d_bwdw(const at::Tensor& grad_out, const at::Tensor& input,
   const at::Tensor x = compute_dtype(input).contiguous(memory_format(layout));
   const at::Tensor gy = compute_dtype(grad_out).contiguous(memory_format(layout));
   // NHWC kernels produce the packed [M][KH*KW][C] layout, unpacked below
-  at::Tensor gw = layout == Layout::NCHW ? at::empty({CO, 1, s.KH, s.KW}, x.options())
-                                         : at::empty({s.M, s.KH * s.KW, s.C}, x.options());
+  at::Tensor gw = layout == Layout::NCHW ? new_output({CO, 1, s.KH, s.KW}, x.options())
+                                         : new_output({s.M, s.KH * s.KW, s.C}, x.options());
   if (s.N == 0 || s.OH * s.OW == 0) {
     gw.zero_();
   } else {
