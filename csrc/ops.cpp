@@ -4,6 +4,8 @@
 #include <torch/library.h>
 
 #include <atomic>
+#include <string>
+#include <vector>
 
 #include "../kernels/cpu/dw2d.h"
 #include "common.h"
@@ -31,6 +33,11 @@ namespace cpu {
 // csrc/cpu/dw2d.cpp
 Isa active_isa();
 void set_active_isa(Isa isa);
+std::string kernel_name(const std::string& pass, const std::vector<int64_t>& input_size,
+                        const std::vector<int64_t>& weight_size,
+                        const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                        const std::vector<int64_t>& dilation, bool channels_last, bool float64);
+double fma_peak_gflops(double seconds);
 }  // namespace cpu
 }  // namespace dwconv
 
@@ -74,6 +81,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         dwconv::cpu::set_active_isa(isa);
       },
       "select the ISA whose kernels the cpu backend runs");
+  m.def("kernel_name", &dwconv::cpu::kernel_name, py::arg("pass_"), py::arg("input_size"),
+        py::arg("weight_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
+        py::arg("channels_last"), py::arg("float64") = false,
+        "name (docs/kernels.md grammar) of the CPU kernel a dw2d pass runs for this problem; "
+        "padding is (top, bottom, left, right)");
+  m.def("fma_peak_gflops", &dwconv::cpu::fma_peak_gflops, py::arg("seconds") = 0.2,
+        "float32 FMA throughput of the active ISA on all torch threads, in GFLOP/s");
   m.def("set_debug_fill_nan", [](bool on) { dwconv::g_debug_fill_nan.store(on); },
         "fill fresh outputs with NaN (tests: catches elements a kernel never writes)");
   m.def("build_info", [] {

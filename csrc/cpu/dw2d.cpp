@@ -6,6 +6,8 @@
 #include <torch/library.h>
 
 #include <atomic>
+#include <chrono>
+#include <string>
 
 #include "../../kernels/cpu/dw2d.h"
 #include "../common.h"
@@ -181,6 +183,59 @@ at::Tensor dw2d_bwdw(const at::Tensor& grad_out, const at::Tensor& input,
   }
   if (layout == Layout::NHWC) gw = gw.permute({2, 0, 1}).reshape({CO, 1, s.KH, s.KW});
   return is_half(grad_out) ? gw.to(grad_out.scalar_type()) : gw;
+}
+
+std::string kernel_name(const std::string& pass, const std::vector<int64_t>& input_size,
+                        const std::vector<int64_t>& weight_size,
+                        const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                        const std::vector<int64_t>& dilation, bool channels_last, bool float64) {
+  const Dw2dShape s = make_dw2d_shape(input_size, weight_size, stride, padding, dilation);
+  const Layout layout = channels_last ? Layout::NHWC : Layout::NCHW;
+  const char* variant = nullptr;
+  const char* isa = nullptr;
+  auto pick = [&](const auto* k) {
+    isa = k->isa;
+    if (pass == "fwd") variant = k->fwd_variant(s, layout);
+    if (pass == "bwdi") variant = k->bwdi_variant(s, layout);
+    if (pass == "bwdw") variant = k->bwdw_variant(s, layout);
+  };
+  if (float64)
+    pick(kernels_for<double>());
+  else
+    pick(kernels_for<float>());
+  TORCH_CHECK(variant, "dwconv: pass must be fwd, bwdi or bwdw, got '", pass, "'");
+  return std::string("dw2d_") + pass + (channels_last ? "_nhwc_" : "_nchw_") + variant + "_" + isa;
+}
+
+double fma_peak_gflops(double seconds) {
+  const auto* k = kernels_for<float>();
+  const int threads = at::get_num_threads();
+  auto timed = [&](int64_t iters) {
+    const auto t0 = std::chrono::steady_clock::now();
+    double flops = 0;
+    std::vector<float> sink(threads);
+    at::parallel_for(0, threads, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        const double f = k->fma_peak(iters, &sink[t]);
+#pragma omp atomic
+        flops += f;
+      }
+    });
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return std::make_pair(flops, dt);
+  };
+  int64_t iters = 1 << 16;
+  auto [flops, dt] = timed(iters);
+  while (dt < seconds / 4) {  // grow until one run is long enough to time
+    iters *= 4;
+    std::tie(flops, dt) = timed(iters);
+  }
+  double best = flops / dt;
+  for (int rep = 0; rep < 3; ++rep) {
+    std::tie(flops, dt) = timed(iters);
+    best = std::max(best, flops / dt);
+  }
+  return best * 1e-9;
 }
 
 }  // namespace cpu

@@ -29,6 +29,13 @@ struct Dw2dKernels {
   int64_t (*bwdw_items)(const Dw2dShape&, Layout);
   void (*bwdw)(const Dw2dShape&, Layout, const T* gy, const T* x, T* gw, int64_t begin,
                int64_t end);
+  // The specialisation each pass runs for a shape, as the <specialisation> part of a kernel name
+  // (docs/kernels.md), e.g. "k3s1" or "generic".
+  const char* (*fwd_variant)(const Dw2dShape&, Layout);
+  const char* (*bwdi_variant)(const Dw2dShape&, Layout);
+  const char* (*bwdw_variant)(const Dw2dShape&, Layout);
+  // FMA-throughput loop for the roofline's compute peak: returns flops done (see peak.h)
+  double (*fma_peak)(int64_t iters, T* sink);
 };
 
 enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };

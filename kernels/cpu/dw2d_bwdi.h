@@ -7,6 +7,8 @@ struct Dw2dBwdi {
   using V = Vec<T>;
   static constexpr int L = V::N;
 
+  static const char* variant(const Dw2dShape&, Layout) { return "generic"; }
+
   static int64_t bwdi_items(const Dw2dShape& s, Layout layout) {
     // NCHW: one (n, input channel) plane, which owns all M output channels reading it;
     // NHWC: one (n, input row)

@@ -7,6 +7,8 @@ struct Dw2dBwdw {
   using V = Vec<T>;
   static constexpr int L = V::N;
 
+  static const char* variant(const Dw2dShape&, Layout) { return "generic"; }
+
   static constexpr int kTapBlock = 8;  // weight taps accumulated at once (registers)
 
   static int64_t bwdw_items(const Dw2dShape& s, Layout layout) {

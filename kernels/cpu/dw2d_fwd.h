@@ -7,6 +7,8 @@ struct Dw2dFwd {
   using V = Vec<T>;
   static constexpr int L = V::N;
 
+  static const char* variant(const Dw2dShape&, Layout) { return "generic"; }
+
   static int64_t fwd_items(const Dw2dShape& s, Layout layout) {
     // NCHW: one (n, output channel) plane; NHWC: one (n, output row)
     return layout == Layout::NCHW ? s.N * s.cout() : s.N * s.OH;

@@ -53,6 +53,7 @@ inline int64_t tap_source(int64_t i, int64_t S, int64_t P, int64_t k, int64_t D,
 #include "dw2d_fwd.h"
 #include "dw2d_bwdi.h"
 #include "dw2d_bwdw.h"
+#include "peak.h"
 
 template <typename T>
 struct Dw2d {
@@ -64,7 +65,11 @@ struct Dw2d {
             Dw2dBwdi<T>::bwdi_items,
             Dw2dBwdi<T>::bwdi,
             Dw2dBwdw<T>::bwdw_items,
-            Dw2dBwdw<T>::bwdw};
+            Dw2dBwdw<T>::bwdw,
+            Dw2dFwd<T>::variant,
+            Dw2dBwdi<T>::variant,
+            Dw2dBwdw<T>::variant,
+            FmaPeak<T>::run};
   }
 };
 

@@ -1,0 +1,1 @@
+"""Why depthwise convolution is slow: machine roofline, cost model, per-layer profiles, plots."""

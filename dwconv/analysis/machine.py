@@ -1,0 +1,96 @@
+"""What this machine can do, measured now: memory bandwidth at a working-set size, compute peak,
+and the header every benchmark report starts with."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+
+import torch
+from torch.utils.benchmark import Timer
+
+__all__ = ["bandwidth_gbs", "peak_gflops", "machine_header", "cpu_model", "cpu_flags"]
+
+
+def bandwidth_gbs(working_set_bytes: int, min_run_time: float = 0.2) -> float:
+    """Copy bandwidth in GB/s (bytes read + bytes written per second) with a working set of about
+    `working_set_bytes` (half source, half destination), on all torch threads; median of runs.
+
+    A depthwise convolution reads its input once and writes its output once at best, so a copy of
+    the same footprint is the bandwidth it could reach.
+    """
+    n = max(working_set_bytes // 8, 1024)  # float32 elements per buffer (two buffers)
+    src = torch.ones(n)
+    dst = torch.empty(n)
+    dst.copy_(src)  # first touch outside the timing
+    t = Timer("dst.copy_(src)", globals={"dst": dst, "src": src}).blocked_autorange(
+        min_run_time=min_run_time)
+    return 2 * n * 4 / t.median / 1e9
+
+
+@functools.lru_cache(maxsize=None)
+def peak_gflops(dtype: torch.dtype = torch.float32) -> float:
+    """Compute peak in GFLOP/s: the larger of an FMA-throughput loop (dwconv's own, on the active
+    ISA) and torch's sgemm, both on all torch threads."""
+    from .. import _C
+    fma = _C.fma_peak_gflops(0.2)
+    a = torch.randn(1024, 1024, dtype=dtype)
+    t = Timer("a @ a", globals={"a": a}).blocked_autorange(min_run_time=0.2)
+    return max(fma, 2 * 1024**3 / t.median / 1e9)
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD-relevant CPU flags (avx*, fma, amx*)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = line.split(":", 1)[1].split()
+                    return sorted(f for f in flags if f.startswith(("avx", "fma", "amx")))
+    except OSError:
+        pass
+    return []
+
+
+def _git_commit() -> str:
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine_header() -> dict:
+    """CPU model and flags, threads, versions and commit: what a benchmark number depends on."""
+    import dwconv
+    info = dwconv.build_info()
+    header = {
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "dwconv": dwconv.__version__,
+        "commit": _git_commit(),
+        "cpu_isa": info.get("cpu_isa"),
+        "python": platform.python_version(),
+    }
+    if torch.cuda.is_available():
+        header["gpu"] = torch.cuda.get_device_name()
+    return header
