@@ -1,10 +1,10 @@
 """The roofline of this machine, measured now, and layers placed on it.
 
 Attainable GFLOP/s at arithmetic intensity I (FLOP/byte) with a working set of B bytes is
-``min(peak, I * bandwidth(B))``: bandwidth is measured at several working-set sizes, from cache to
-DRAM, and a layer is held to the bandwidth of the smallest measured size that holds its minimum
-traffic (see :mod:`.cost`). The ridge point is ``peak / DRAM bandwidth``: layers left of it are
-memory-bound, and their time follows bytes, not FLOPs.
+``min(peak, I * bandwidth(B))``. Bandwidth is measured at several working-set sizes, from cache to
+DRAM; a layer gets the best rate measured at a size that holds its minimum traffic (see
+:mod:`.cost`). The ridge point is ``peak / DRAM bandwidth``: layers left of it are memory-bound,
+and their time follows bytes, not FLOPs.
 
     >>> roof = measure()
     >>> roof.ridge, roof.attainable_gflops(2.25)
@@ -48,10 +48,13 @@ class Roofline:
         return self.peak_gflops / self.dram_gbs
 
     def bandwidth_at(self, working_set: int | None) -> float:
-        """GB/s for a working set: the smallest measured size that holds it (DRAM if none)."""
+        """GB/s a working set can reach: the best measured at any size that holds it (small copies
+        pay per-call overhead, so a small set is not held to its own size's figure); DRAM's for
+        None or a set larger than every size measured."""
         if working_set is None:
             return self.dram_gbs
-        return next((gbs for size, gbs in self.bandwidth if working_set <= size), self.dram_gbs)
+        return max((gbs for size, gbs in self.bandwidth if working_set <= size),
+                   default=self.dram_gbs)
 
     def attainable_gflops(self, intensity: float, working_set: int | None = None) -> float:
         """min(peak, intensity x bandwidth at `working_set`); DRAM bandwidth when it is None."""
