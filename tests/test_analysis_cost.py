@@ -134,11 +134,17 @@ def test_mobilenet_v1_published_counts_from_the_cost_model():
     assert t.params == 4_210_088
 
 
+def _meta(build, *args, **kwargs):
+    """The model with meta tensors: the profiler gets every shape without computing anything."""
+    with torch.device("meta"):
+        return build(*args, **kwargs)
+
+
 def test_mobilenet_v1_published_counts_from_the_profiler():
-    p = profile(mobilenet_v1(bn=False), (1, 3, 224, 224))
+    p = profile(_meta(mobilenet_v1, bn=False), (1, 3, 224, 224))
     assert p.macs == 568_740_352
     assert p.params == 4_210_088
-    assert profile(mobilenet_v1(), (1, 3, 224, 224)).params == 4_231_976  # + BN gamma/beta
+    assert profile(_meta(mobilenet_v1), (1, 3, 224, 224)).params == 4_231_976  # + BN gamma/beta
     shares = {r.kind: r for r in p.by_type()}
     # the paper's Table 2, mult-adds
     assert round(100 * shares["pointwise"].macs_share, 2) == 94.86
@@ -158,14 +164,14 @@ def test_mobilenet_v1_published_counts_from_the_profiler():
     (1.0, 128, 186)])
 def test_mobilenet_v1_multipliers(width, resolution, published):
     # the paper's Tables 6 and 7 give whole millions, truncated
-    p = profile(mobilenet_v1(width, resolution / 224, bn=False), (1, 3, resolution, resolution))
+    p = profile(_meta(mobilenet_v1, width, resolution / 224, bn=False),
+                (1, 3, resolution, resolution))
     assert p.macs == _mobilenet_v1_cost(width, resolution).macs
     assert p.macs // 1_000_000 == published
 
 
 def test_full_conv_mobilenet():
-    model = mobilenet_v1_fullconv(bn=False)
-    p = profile(model, (1, 3, 224, 224))
+    p = profile(_meta(mobilenet_v1_fullconv, bn=False), (1, 3, 224, 224))
     assert p.macs == _mobilenet_v1_cost(full_conv=True).macs
     # the paper's 4,866M is the convolutions' mult-adds (the FC adds 1.024M more): 4,866.27M
     conv_macs = sum(x.cost.macs for x in p.layers if x.kind == "standard")
@@ -173,8 +179,14 @@ def test_full_conv_mobilenet():
     assert round(p.params / 1e6, 1) == 29.3
 
 
+def test_mobilenet_v1_runs():
+    # the meta-device counts above never run the network: run the smallest one for real
+    model = mobilenet_v1(0.25, 128 / 224)
+    assert model(torch.randn(2, 3, model.input_size, model.input_size)).shape == (2, 1000)
+
+
 def test_mobilenet_v2_torchvision():
     torchvision = pytest.importorskip("torchvision")
-    p = profile(torchvision.models.mobilenet_v2(), (1, 3, 224, 224))
+    p = profile(_meta(torchvision.models.mobilenet_v2), (1, 3, 224, 224))
     assert p.macs == 300_774_272
     assert p.params == 3_504_872

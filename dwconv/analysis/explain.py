@@ -29,6 +29,7 @@ from .roofline import Roofline, measure, place
 
 __all__ = ["main", "build_model", "MODELS"]
 
+# short name -> "module:callable" (or a callable) building an untrained model
 MODELS = {
     "mobilenet_v1": "dwconv.models:mobilenet_v1",
     "mobilenet_v1_fullconv": "dwconv.models:mobilenet_v1_fullconv",
@@ -43,6 +44,8 @@ def build_model(spec: str) -> nn.Module:
     constructor (``torchvision.models.resnet18``) or ``module:callable`` (``timm:create_model`` is
     not enough: the callable is called without arguments). Built untrained (no weights download)."""
     path = MODELS.get(spec, spec)
+    if callable(path):
+        return path()
     if ":" in path:
         module_name, attr = path.split(":", 1)
     elif "." in path:
@@ -326,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 
     roof = None
     if timed:
-        roof = measure(device, dtype)
+        roof = measure(device, dtype, min_run_time=max(2 * args.min_run_time, 0.02))
         for line in _roofline_lines(roof):
             console.print(line)
         for label, q in profiles.items():
