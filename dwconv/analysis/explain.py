@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .profile import Profile, profile
-from .roofline import Roofline, measure, place
+from .roofline import Roofline, by_kind, measure, place
 
 __all__ = ["main", "build_model", "MODELS"]
 
@@ -166,18 +166,44 @@ def _type_table(profiles: dict[str, Profile], backward: bool):
     return table
 
 
-def _layer_table(p: Profile, label: str):
+def _layer_table(p: Profile, label: str, roof: Roofline | None):
     from rich.table import Table
     table = Table(title=f"layers ({label})", title_justify="left")
-    for col in ("layer", "module", "type", "input", "output", "params", "MMACs", "min KB",
-                "FLOP/B", "fwd ms", "bwd ms"):
+    cols = ["layer", "module", "type", "input", "output", "params", "MMACs", "min KB", "FLOP/B",
+            "fwd ms", "bwd ms"]
+    if roof is not None:
+        cols += ["GFLOP/s", "roof GFLOP/s", "of roof"]
+    for col in cols:
         table.add_column(col, justify="left" if col in ("layer", "module", "type") else "right")
     for x in p.layers:
         c = x.cost
-        table.add_row(x.name, x.module_type, x.kind, "x".join(map(str, c.in_shape)),
-                      "x".join(map(str, c.out_shape)), f"{c.params:,}", f"{c.macs / 1e6:.2f}",
-                      f"{c.min_bytes / 1e3:,.1f}", f"{c.intensity:.2f}" if c.macs else "-",
-                      _fmt_ms(x.fwd_s), _fmt_ms(x.bwd_s))
+        cells = [x.name, x.module_type, x.kind, "x".join(map(str, c.in_shape)),
+                 "x".join(map(str, c.out_shape)), f"{c.params:,}", f"{c.macs / 1e6:.2f}",
+                 f"{c.min_bytes / 1e3:,.1f}", f"{c.intensity:.2f}" if c.macs else "-",
+                 _fmt_ms(x.fwd_s), _fmt_ms(x.bwd_s)]
+        if roof is not None:
+            pl = place([x], roof)
+            cells += [f"{pl[0].achieved_gflops:.1f}", f"{pl[0].attainable_gflops:.1f}",
+                      f"{100 * pl[0].efficiency:.3g}%"] if pl else ["-"] * 3
+        table.add_row(*cells)
+    return table
+
+
+def _roofline_table(profiles: dict[str, Profile], roof: Roofline):
+    from rich.table import Table
+    table = Table(title="forward on the roofline, per layer type (attainable: each layer at "
+                        "min(peak, intensity x bandwidth at its working set))", title_justify="left")
+    for col in ("", "type", "layers", "FLOP/B", "bound", "GFLOP/s", "roof GFLOP/s", "of roof",
+                "ms", "roof ms"):
+        table.add_column(col, justify="left" if col in ("", "type", "bound") else "right")
+    for label, q in profiles.items():
+        for k in by_kind(place(q, roof)):
+            table.add_row(label, k.kind, str(k.layers), f"{k.intensity:.2f}",
+                          "memory" if k.intensity < roof.ridge else "compute",
+                          f"{k.achieved_gflops:.1f}", f"{k.attainable_gflops:.1f}",
+                          f"{100 * k.efficiency:.3g}%", f"{1e3 * k.seconds:.4g}",
+                          f"{1e3 * k.seconds * k.efficiency:.4g}")
+        table.add_section()
     return table
 
 
@@ -210,6 +236,8 @@ def answer(profiles: dict[str, Profile], roof: Roofline | None) -> list[str]:
              if p.summary("pointwise") else
              f"Depthwise layers ({dw.layers}) do {100 * dw.macs_share:.2f}% of the MACs; their "
              f"arithmetic intensity is {dw.intensity:.2f} FLOP/byte."]
+    if roof is None:
+        lines.append("(Run without --no-time to measure this machine's ridge point and time.)")
     if roof is not None:
         attain = roof.attainable_gflops(dw.intensity)
         lines.append(
@@ -235,8 +263,8 @@ def answer(profiles: dict[str, Profile], roof: Roofline | None) -> list[str]:
             eff = [pl.efficiency for pl in place(dw_layers, roof)]
             if eff:
                 lines.append(f"Per depthwise layer, achieved / attainable on the roofline: median "
-                             f"{100 * statistics.median(eff):.0f}% (range {100 * min(eff):.0f}% to "
-                             f"{100 * max(eff):.0f}%).")
+                             f"{100 * statistics.median(eff):.3g}% (range {100 * min(eff):.3g}% "
+                             f"to {100 * max(eff):.3g}%).")
     for other_label, q in list(profiles.items())[1:]:
         dq = q.summary("depthwise")
         if q.timed and dq and dq.fwd_s and dw.fwd_s:
@@ -296,7 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     timed = not args.no_time
     backward = timed and not args.no_backward
 
-    header = machine_header()
+    try:
+        header = machine_header()
+    except ImportError:  # a source checkout without the compiled extension
+        header = {"cpu": "unknown", "threads": torch.get_num_threads(), "torch": torch.__version__,
+                  "dwconv": dwconv.__version__, "commit": "unknown"}
     console.print(f"[bold]dwconv explain[/bold] {args.model}: input {tuple(x.shape)} {args.dtype} "
                   f"on {device}{' channels_last' if args.channels_last else ''}; "
                   f"{header['cpu']}, {header['threads']} threads, torch {header['torch']}, "
@@ -323,15 +355,17 @@ def main(argv: list[str] | None = None) -> int:
             if q.model_train_s is not None:
                 line += f"; forward+backward {1e3 * q.model_train_s:.3f} ms"
             console.print(line)
-    if args.layers:
-        for label, q in profiles.items():
-            console.print(_layer_table(q, label))
 
     roof = None
     if timed:
         roof = measure(device, dtype, min_run_time=max(2 * args.min_run_time, 0.02))
+    if args.layers:
+        for label, q in profiles.items():
+            console.print(_layer_table(q, label, roof))
+    if roof is not None:
         for line in _roofline_lines(roof):
             console.print(line)
+        console.print(_roofline_table(profiles, roof))
         for label, q in profiles.items():
             pl = place(q, roof)
             mem_s = sum(x.seconds for x in pl if x.bound == "memory")

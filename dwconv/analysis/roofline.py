@@ -20,7 +20,8 @@ from torch.utils.benchmark import Timer
 from . import machine
 from .profile import LayerProfile, Profile
 
-__all__ = ["Roofline", "Placement", "measure", "place", "WORKING_SETS"]
+__all__ = ["Roofline", "Placement", "KindPlacement", "measure", "place", "place_cost", "by_kind",
+           "WORKING_SETS"]
 
 KiB, MiB = 1 << 10, 1 << 20
 # L1, L2, L3-sized and DRAM-sized working sets of a current x86 server core
@@ -76,10 +77,10 @@ def _cuda_bandwidth_gbs(working_set: int, device, min_run_time: float) -> float:
     return 2 * n * 4 / t.median / 1e9
 
 
-def _cuda_peak_gflops(dtype: torch.dtype, device, min_run_time: float) -> float:
-    a = torch.randn(4096, 4096, dtype=dtype, device=device)
+def _matmul_gflops(dtype: torch.dtype, device, n: int, min_run_time: float) -> float:
+    a = torch.randn(n, n, device=device).to(dtype)
     t = Timer("a @ a", globals={"a": a}).blocked_autorange(min_run_time=min_run_time)
-    return 2 * 4096**3 / t.median / 1e9
+    return 2 * n**3 / t.median / 1e9
 
 
 def measure(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
@@ -90,10 +91,13 @@ def measure(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float
     sizes = sorted(working_sets)
     if device.type == "cuda":
         bw = [(s, _cuda_bandwidth_gbs(s, device, min_run_time)) for s in sizes]
-        peak = _cuda_peak_gflops(dtype, device, min_run_time)
+        peak = _matmul_gflops(dtype, device, 4096, min_run_time)
     elif device.type == "cpu":
         bw = [(s, machine.bandwidth_gbs(s, min_run_time)) for s in sizes]
-        peak = machine.peak_gflops(dtype)
+        try:
+            peak = machine.peak_gflops(dtype)
+        except ImportError:  # no compiled extension, so no FMA loop: the matmul alone
+            peak = _matmul_gflops(dtype, device, 1024, min_run_time)
     else:
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device}")
     return Roofline(str(device), str(dtype).removeprefix("torch."), peak, bw)
@@ -139,4 +143,39 @@ def place(layers: Profile | list[LayerProfile], roof: Roofline,
             continue
         c = layer.cost if pass_ == "fwd" else layer.cost.backward()
         out.append(place_cost(layer.name, layer.kind, c.flops, c.min_bytes, seconds, roof))
+    return out
+
+
+@dataclass
+class KindPlacement:
+    """The placed layers of one kind together: intensity = FLOPs / bytes, achieved = FLOPs / time,
+    attainable = FLOPs / the sum of each layer's roofline time (so efficiency = roofline time /
+    measured time)."""
+
+    kind: str
+    layers: int
+    intensity: float
+    achieved_gflops: float
+    attainable_gflops: float
+    seconds: float
+
+    @property
+    def efficiency(self) -> float:
+        return self.achieved_gflops / self.attainable_gflops if self.attainable_gflops else 0.0
+
+
+def by_kind(placements: list[Placement]) -> list[KindPlacement]:
+    """Placements summed per layer kind, most time first."""
+    groups: dict[str, list[Placement]] = {}
+    for p in placements:
+        groups.setdefault(p.kind, []).append(p)
+    out = []
+    for kind, ps in groups.items():
+        flops = sum(p.achieved_gflops * p.seconds for p in ps)  # GFLOP
+        nbytes = sum(p.achieved_gbs * p.seconds for p in ps)  # GB
+        seconds = sum(p.seconds for p in ps)
+        roof_s = sum(p.achieved_gflops * p.seconds / p.attainable_gflops for p in ps)
+        out.append(KindPlacement(kind, len(ps), flops / nbytes, flops / seconds, flops / roof_s,
+                                 seconds))
+    out.sort(key=lambda k: -k.seconds)
     return out
