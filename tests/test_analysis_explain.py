@@ -76,9 +76,9 @@ def test_explain_model_paths(capsys):
 
 def test_explain_runs_as_a_module(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    r = subprocess.run([sys.executable, "-m", "dwconv.analysis.explain", "dwconv.models:mobilenet_v1",
-                        "--no-time", "--input-size", "64"], capture_output=True, text=True,
-                       env=env, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "dwconv.analysis.explain",
+                        "dwconv.models:mobilenet_v1", "--no-time", "--input-size", "64"],
+                       capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "depthwise" in r.stdout
 

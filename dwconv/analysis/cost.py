@@ -57,7 +57,7 @@ def conv_out_size(size: int, kernel: int, stride: int = 1, padding: int | tuple[
 @dataclass
 class Cost:
     """The cost of one layer (or the sum of a block's stages, in `parts`). Counts are elements
-    except the ``*_bytes`` fields; `kind` names the variant (``'depthwise'``, ``'pointwise'``...)."""
+    except the ``*_bytes`` fields; `kind` names the variant ('depthwise', 'pointwise'...)."""
 
     kind: str
     params: int
@@ -152,7 +152,8 @@ def conv2d(n: int, c_in: int, h: int, w: int, c_out: int, kernel=1, stride=1, pa
     bias)`` on an ``(n, c_in, h, w)`` input. `kind` defaults to the classification of
     :func:`classify_conv2d`."""
     if c_in % groups or c_out % groups:
-        raise ValueError(f"c_in ({c_in}) and c_out ({c_out}) must be multiples of groups ({groups})")
+        raise ValueError(f"c_in ({c_in}) and c_out ({c_out}) must be multiples of groups "
+                         f"({groups})")
     (kh, kw), (sh, sw), (dh, dw) = _pair(kernel), _pair(stride), _pair(dilation)
     (pt, pb), (pl, pr) = _padding(padding, (kh, kw), (dh, dw))
     oh = conv_out_size(h, kh, sh, (pt, pb), dh)
@@ -191,7 +192,7 @@ def grouped(n, c_in, h, w, c_out, groups, kernel=3, stride=1, padding=0, dilatio
 
 def depthwise(n, c, h, w, kernel=3, stride=1, padding=0, dilation=1, multiplier: int = 1,
               bias=False, dtype=torch.float32) -> Cost:
-    """A depthwise convolution: each of the c channels gets `multiplier` k x k filters of its own."""
+    """A depthwise convolution: each of the c channels gets `multiplier` k x k filters."""
     return conv2d(n, c, h, w, c * multiplier, kernel, stride, padding, dilation, c, bias, dtype,
                   kind="depthwise")
 
@@ -229,12 +230,13 @@ def flattened(n, c_in, h, w, c_out, kernel=3, stride=1, padding=0, dilation=1, b
     return total
 
 
-def channelwise(n, c_in, h, w, kernel: int, stride: int = 1, padding: int | tuple[int, int] | str = 0,
-                groups: int = 1, dtype=torch.float32) -> Cost:
+def channelwise(n, c_in, h, w, kernel: int, stride: int = 1,
+                padding: int | tuple[int, int] | str = 0, groups: int = 1,
+                dtype=torch.float32) -> Cost:
     """A (group) channel-wise convolution (ChannelNets): a 1-D kernel of length `kernel` sliding
-    along the channel axis with `stride`, shared by every pixel and sample. With `groups` g there are
-    g such kernels, each over all input channels, their outputs concatenated (ChannelNets' GCWC uses
-    stride g, so c_out = c_in). ``padding='same'`` pads kernel-1 zeros, the odd one after."""
+    along the channel axis with `stride`, shared by every pixel and sample. With `groups` g there
+    are g such kernels, each over all input channels, their outputs concatenated (ChannelNets'
+    GCWC uses stride g, so c_out = c_in). 'same' padding adds kernel-1 zeros, the odd one after."""
     if padding == "same":
         total = kernel - 1
         pad = (total // 2, total - total // 2)

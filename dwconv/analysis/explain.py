@@ -87,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Where a model's time goes per layer type, and why depthwise layers are slow: "
                     "cost model, per-layer timing (PyTorch and after dwconv.convert) and this "
                     "machine's roofline.")
-    p.add_argument("model", help=f"one of {', '.join(MODELS)}; a torchvision.models name; a dotted "
-                                 "constructor path (torchvision.models.resnet18); or module:callable")
+    p.add_argument("model", help=f"one of {', '.join(MODELS)}; a torchvision.models name; a "
+                                 "dotted constructor path (torchvision.models.resnet18); or "
+                                 "module:callable")
     p.add_argument("--input-size", type=_parse_size, default=None, metavar="N|HxW",
                    help="input height and width (default: the model's input_size, else 224)")
     p.add_argument("--channels", type=int, default=3, help="input channels (default 3)")
@@ -184,7 +185,7 @@ def _layer_table(p: Profile, label: str, roof: Roofline | None):
         if roof is not None:
             pl = place([x], roof)
             cells += [f"{pl[0].achieved_gflops:.1f}", f"{pl[0].attainable_gflops:.1f}",
-                      f"{100 * pl[0].efficiency:.3g}%"] if pl else ["-"] * 3
+                      f"{100 * pl[0].efficiency:.1f}%"] if pl else ["-"] * 3
         table.add_row(*cells)
     return table
 
@@ -192,7 +193,8 @@ def _layer_table(p: Profile, label: str, roof: Roofline | None):
 def _roofline_table(profiles: dict[str, Profile], roof: Roofline):
     from rich.table import Table
     table = Table(title="forward on the roofline, per layer type (attainable: each layer at "
-                        "min(peak, intensity x bandwidth at its working set))", title_justify="left")
+                        "min(peak, intensity x bandwidth at its working set))",
+                  title_justify="left")
     for col in ("", "type", "layers", "FLOP/B", "bound", "GFLOP/s", "roof GFLOP/s", "of roof",
                 "ms", "roof ms"):
         table.add_column(col, justify="left" if col in ("", "type", "bound") else "right")
@@ -201,8 +203,8 @@ def _roofline_table(profiles: dict[str, Profile], roof: Roofline):
             table.add_row(label, k.kind, str(k.layers), f"{k.intensity:.2f}",
                           "memory" if k.intensity < roof.ridge else "compute",
                           f"{k.achieved_gflops:.1f}", f"{k.attainable_gflops:.1f}",
-                          f"{100 * k.efficiency:.3g}%", f"{1e3 * k.seconds:.4g}",
-                          f"{1e3 * k.seconds * k.efficiency:.4g}")
+                          f"{100 * k.efficiency:.1f}%", _fmt_ms(k.seconds),
+                          _fmt_ms(k.seconds * k.efficiency))
         table.add_section()
     return table
 
@@ -263,8 +265,8 @@ def answer(profiles: dict[str, Profile], roof: Roofline | None) -> list[str]:
             eff = [pl.efficiency for pl in place(dw_layers, roof)]
             if eff:
                 lines.append(f"Per depthwise layer, achieved / attainable on the roofline: median "
-                             f"{100 * statistics.median(eff):.3g}% (range {100 * min(eff):.3g}% "
-                             f"to {100 * max(eff):.3g}%).")
+                             f"{100 * statistics.median(eff):.1f}% (range {100 * min(eff):.1f}% "
+                             f"to {100 * max(eff):.1f}%).")
     for other_label, q in list(profiles.items())[1:]:
         dq = q.summary("depthwise")
         if q.timed and dq and dq.fwd_s and dw.fwd_s:

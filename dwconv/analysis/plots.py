@@ -162,7 +162,8 @@ def bench_speedups(rows: Sequence[Mapping], baseline: str = "torch") -> list[tup
 
     - a row with ``speedup`` (a number, > 1 means dwconv is faster);
     - a row with the baseline's and dwconv's times side by side: ``torch_s``/``dwconv_s`` (also
-      ``_ms``, ``_us``, or ``torch``/``dwconv`` objects holding one of ``median_s``, ``time_ms``...);
+      ``_ms``, ``_us``, or ``torch``/``dwconv`` objects holding one of ``median_s``,
+      ``time_ms``...);
     - one row per backend (``backend`` field plus a time such as ``median_s`` or ``time_ms``):
       rows with the same label are grouped and each non-baseline backend gets baseline/its time.
     The label is ``name`` (or ``label``, ``case``, ``shape``, ``model``) plus ``pass``/``layout``/

@@ -164,7 +164,8 @@ def classify(module: nn.Module, input: torch.Tensor | None = None) -> str:
     'pool' or 'other'."""
     if isinstance(module, nn.modules.conv._ConvNd):
         k = tuple(module.kernel_size)
-        if isinstance(module, nn.Conv3d) and module.in_channels == 1 and k[1:] == (1, 1) and k[0] > 1:
+        if isinstance(module, nn.Conv3d) and module.in_channels == 1 and k[1:] == (1, 1) \
+                and k[0] > 1:
             return "channelwise"
         if module.groups == 1:
             return "pointwise" if math.prod(k) == 1 else "standard"
@@ -250,7 +251,8 @@ def profile(model: nn.Module, input: torch.Tensor | tuple[int, ...], *, time: bo
         time: measure each layer's forward (and backward) time. Default: False
         backward: with `time`, measure backward too. Default: True
         min_run_time: seconds of repeated runs per measurement. Default: 0.05
-        model_time: with `time`, also time the whole model (forward; forward + backward). Default: True
+        model_time: with `time`, also time the whole model (forward; forward + backward).
+            Default: True
     """
     if not isinstance(input, torch.Tensor):
         p = next(model.parameters(), None)

@@ -90,5 +90,5 @@ def mobilenet_v1(width_mult: float = 1.0, resolution_mult: float = 1.0, **kwargs
 
 def mobilenet_v1_fullconv(width_mult: float = 1.0, resolution_mult: float = 1.0,
                           **kwargs) -> MobileNetV1:
-    """The paper's full-convolution MobileNet: standard 3x3 convs in place of the separable blocks."""
+    """The paper's full-convolution MobileNet: standard 3x3 convs for the separable blocks."""
     return MobileNetV1(width_mult, resolution_mult, full_conv=True, **kwargs)
