@@ -63,7 +63,7 @@ def roofline_plot(roof: Roofline, placements: Mapping[str, Sequence[Placement]],
                         fontsize=7, alpha=0.7)
     ax.axvline(roof.ridge, color="gray", lw=0.8, ls="--")
     ax.annotate(f"ridge {roof.ridge:.1f} FLOP/B\npeak {roof.peak_gflops:.0f} GFLOP/s",
-                (roof.ridge * 1.1, roof.peak_gflops * 0.55), fontsize=8)
+                (roof.ridge * 1.25, roof.peak_gflops * 0.55), fontsize=8)
     kinds_shown = set()
     for marker, (label, ps) in zip(_MARKERS, placements.items()):
         ax.scatter([], [], marker=marker, color="black", facecolors="none", label=label)
