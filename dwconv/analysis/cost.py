@@ -240,6 +240,8 @@ def channelwise(n, c_in, h, w, kernel: int, stride: int = 1,
     if padding == "same":
         total = kernel - 1
         pad = (total // 2, total - total // 2)
+    elif padding == "valid":
+        pad = (0, 0)
     else:
         pad = (padding, padding) if isinstance(padding, int) else tuple(padding)
     per_group = conv_out_size(c_in, kernel, stride, pad)
