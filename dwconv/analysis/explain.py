@@ -24,7 +24,7 @@ import sys
 import torch
 from torch import nn
 
-from .profile import Profile, profile
+from .profile import Profile, profile, time_model
 from .roofline import Roofline, by_kind, measure, place
 
 __all__ = ["main", "build_model", "MODELS"]
@@ -336,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{header['cpu']}, {header['threads']} threads, torch {header['torch']}, "
                   f"dwconv {header['dwconv']} ({header['commit']})")
     profiles = {"PyTorch": profile(model, x, time=timed, backward=backward,
-                                   min_run_time=args.min_run_time)}
+                                   min_run_time=args.min_run_time, model_time=False)}
+    models = {"PyTorch": model}
     if timed and not args.no_dwconv:
         converted = copy.deepcopy(model)
         n = dwconv.convert(converted, backend=args.backend)
@@ -344,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"dwconv.convert replaced {n} depthwise layers (backend: "
                           f"{_backend_name(args.backend, converted, x)})")
             profiles["dwconv"] = profile(converted, x, time=True, backward=backward,
-                                         min_run_time=args.min_run_time)
+                                         min_run_time=args.min_run_time, model_time=False)
+            models["dwconv"] = converted
+    if timed:
+        _time_models(models, profiles, x, args.min_run_time, backward)
     p = profiles["PyTorch"]
     console.print(f"params {p.params:,}; MACs {p.macs:,} ({p.macs / 1e6:,.1f}M; FLOPs = 2 x MACs);"
                   f" counted: multiply-adds of conv and linear layers (padding taps included), "
@@ -357,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
             if q.model_train_s is not None:
                 line += f"; forward+backward {1e3 * q.model_train_s:.3f} ms"
             console.print(line)
+    if len(profiles) > 1 and timed:
+        console.print("(whole-model times: the models take turns, median of 3; layer times: "
+                      "each profile in turn, each layer alone)")
 
     roof = None
     if timed:
@@ -401,6 +408,20 @@ def main(argv: list[str] | None = None) -> int:
                        "roofline": roof.to_dict() if roof else None,
                        "profiles": {k: _profile_json(v) for k, v in profiles.items()}}, f, indent=1)
     return 0
+
+
+def _time_models(models: dict[str, nn.Module], profiles: dict[str, Profile], x: torch.Tensor,
+                 min_run_time: float, backward: bool, rounds: int = 3) -> None:
+    """Whole-model times, the models taking turns so that a change in the machine's load hits
+    them alike; the median of `rounds` medians."""
+    times = {label: [] for label in models}
+    for _ in range(rounds):
+        for label, m in models.items():
+            times[label].append(time_model(m, x, min_run_time, backward))
+    for label, ts in times.items():
+        profiles[label].model_fwd_s = statistics.median(t[0] for t in ts)
+        if ts[0][1] is not None:
+            profiles[label].model_train_s = statistics.median(t[1] for t in ts)
 
 
 def _backend_name(backend: str | None, model: nn.Module, x: torch.Tensor) -> str:

@@ -31,7 +31,7 @@ from torch.utils.benchmark import Timer
 from . import cost as _cost
 from .cost import Cost
 
-__all__ = ["LayerProfile", "TypeSummary", "Profile", "profile", "classify"]
+__all__ = ["LayerProfile", "TypeSummary", "Profile", "profile", "classify", "time_model"]
 
 CONV_KINDS = ("standard", "grouped", "depthwise", "pointwise", "channelwise")
 
@@ -323,12 +323,19 @@ def profile(model: nn.Module, input: torch.Tensor | tuple[int, ...], *, time: bo
     result = Profile(layers, info={"input_shape": tuple(input.shape), "dtype": str(input.dtype),
                                    "device": str(input.device)})
     if time and model_time:
-        with torch.no_grad():
-            result.model_fwd_s = _median(lambda: model(input), min_run_time)
-        params = [p for p in model.parameters() if p.requires_grad]
-        if backward and params:
-            out = model(input)
-            grad = torch.randn_like(out)
-            result.model_train_s = _median(
-                lambda: torch.autograd.grad(model(input), params, grad), min_run_time)
+        result.model_fwd_s, result.model_train_s = time_model(model, input, min_run_time, backward)
     return result
+
+
+def time_model(model: nn.Module, input: torch.Tensor, min_run_time: float = 0.05,
+               backward: bool = True) -> tuple[float, float | None]:
+    """The whole model's forward time (under no_grad) and forward + backward time (gradients of
+    the parameters for a random output gradient; None without `backward` or parameters), median
+    seconds."""
+    with torch.no_grad():
+        fwd = _median(lambda: model(input), min_run_time)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not backward or not params:
+        return fwd, None
+    grad = torch.randn_like(model(input))
+    return fwd, _median(lambda: torch.autograd.grad(model(input), params, grad), min_run_time)
