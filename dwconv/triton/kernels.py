@@ -10,17 +10,24 @@ Tensors are contiguous in their layout (the launcher makes them so):
 weight is [C*M, 1, KH, KW] contiguous; output channel co reads input channel co // M.
 
 Programs tile (output or input) positions, flattened over H*W, by channels: a [BLOCK_P, BLOCK_C]
-tile, accumulated in float32 whatever the storage dtype. Offsets inside an image are int32 unless
-IDX64 (some tensor has >= 2**31 elements); the per-image base offset is always int64.
+tile, accumulated in float32 whatever the storage dtype. The per-image base offset is always int64;
+offsets inside an image are int32 unless IDX64 (an image has >= 2**31 elements), since int64
+offsets for every element of a tile cost registers.
 
 The functions below are plain Python: launch.py wraps each one twice, as a compiled JITFunction
 (GPU) and as an InterpretedFunction (CPU tensors), so neither depends on when TRITON_INTERPRET was
-set relative to the import.
+set relative to the import. For the same reason they call only builtins of triton.language, not
+its @jit helpers (tl.zeros, tl.cdiv, tl.sum): those are wrapped once, when triton is imported, for
+either the compiler or the interpreter, and fail in the other.
 """
 
 from __future__ import annotations
 
 import triton.language as tl
+
+# triton's own combine function for sums: tl.reduce with it is what tl.sum does, and the
+# interpreter recognises it and sums with numpy
+_sum_combine = tl.standard._sum_combine
 
 
 def dw2d_fwd_kernel(x, w, b, y, C, H, W, OH, OW,
@@ -33,7 +40,7 @@ def dw2d_fwd_kernel(x, w, b, y, C, H, W, OH, OW,
     Grid: (N * cdiv(OH*OW, BLOCK_P), cdiv(C*M, BLOCK_C)).
     """
     CM = C * M
-    n_pblocks = tl.cdiv(OH * OW, BLOCK_P)
+    n_pblocks = (OH * OW + BLOCK_P - 1) // BLOCK_P
     n = tl.program_id(0) // n_pblocks
     p = (tl.program_id(0) % n_pblocks) * BLOCK_P + tl.arange(0, BLOCK_P)
     co = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -50,7 +57,7 @@ def dw2d_fwd_kernel(x, w, b, y, C, H, W, OH, OW,
         x_ch = ci[None, :]
     else:
         x_ch = ci[None, :] * (H * W)
-    acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
+    acc = tl.full([BLOCK_P, BLOCK_C], 0.0, tl.float32)
     for kh in range(KH):
         ih = oh * SH - PT + kh * DH
         h_ok = p_ok & (ih >= 0) & (ih < H)
@@ -85,7 +92,7 @@ def dw2d_bwdi_kernel(gy, w, gx, C, H, W, OH, OW,
     Gathers per input element (no atomics, deterministic). Grid: (N * cdiv(H*W, BLOCK_P), cdiv(C, BLOCK_C)).
     """
     CM = C * M
-    n_pblocks = tl.cdiv(H * W, BLOCK_P)
+    n_pblocks = (H * W + BLOCK_P - 1) // BLOCK_P
     n = tl.program_id(0) // n_pblocks
     p = (tl.program_id(0) % n_pblocks) * BLOCK_P + tl.arange(0, BLOCK_P)
     ci = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -97,7 +104,7 @@ def dw2d_bwdi_kernel(gy, w, gx, C, H, W, OH, OW,
     ih = p // W
     iw = p % W
     gy_img = gy + n.to(tl.int64) * CM * OH * OW
-    acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
+    acc = tl.full([BLOCK_P, BLOCK_C], 0.0, tl.float32)
     for j in tl.static_range(M):
         co = ci * M + j
         if CHANNELS_LAST:
@@ -161,8 +168,8 @@ def dw2d_bwdw_kernel(gy, x, partial, N, C, H, W, OH, OW, CHUNK,
         x_ch = ci[None, :] * (H * W)
     part = partial + tl.program_id(1).to(tl.int64) * CM * (KH * KW) + co * (KH * KW)
     for kh in range(KH):
-        for kw in tl.static_range(KW):
-            acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=tl.float32)
+        for kw in range(KW):  # not unrolled: each tap runs a whole loop over the chunk
+            acc = tl.full([BLOCK_P, BLOCK_C], 0.0, tl.float32)
             for q0 in range(start, end, BLOCK_P):
                 q = q0 + tl.arange(0, BLOCK_P)
                 q_ok = q < end
@@ -186,4 +193,4 @@ def dw2d_bwdw_kernel(gy, x, partial, N, C, H, W, OH, OW, CHUNK,
                 xv = tl.load(x + x_pos[:, None] + x_ch, mask=x_ok[:, None] & c_ok[None, :],
                              other=0.0)
                 acc += g.to(tl.float32) * xv.to(tl.float32)
-            tl.store(part + (kh * KW + kw), tl.sum(acc, axis=0), mask=c_ok)
+            tl.store(part + (kh * KW + kw), tl.reduce(acc, 0, _sum_combine), mask=c_ok)

@@ -42,7 +42,7 @@ def _configs(shapes: list[tuple[int, int, int]]) -> list[triton.Config]:
 
 # (BLOCK_P, BLOCK_C, num_warps): channels are contiguous in NHWC, positions in NCHW
 _GPU_SHAPES = {
-    True: [(32, 32, 4), (64, 32, 4), (16, 64, 4), (32, 64, 4), (64, 64, 8), (8, 128, 4)],
+    True: [(16, 32, 4), (32, 32, 4), (16, 64, 4), (8, 128, 4), (64, 32, 8), (32, 64, 8)],
     False: [(128, 4, 4), (256, 4, 4), (64, 8, 4), (128, 8, 8), (256, 2, 4), (512, 2, 8)],
 }
 _AUTOTUNE_KEY = {
@@ -89,9 +89,11 @@ def _check_dtype(t: torch.Tensor, name: str) -> None:
 
 def _consts(weight_shape, c, stride, padding, dilation, cl, tensors) -> dict:
     cm, _, kh, kw = weight_shape
+    # the kernels offset each image from an int64 base; offsets inside one image need int64 only
+    # when an image has 2**31 elements or more
+    image = max(t.numel() // max(t.shape[0], 1) for t in tensors)
     return dict(KH=kh, KW=kw, SH=stride[0], SW=stride[1], DH=dilation[0], DW=dilation[1],
-                PT=padding[0], PL=padding[2], M=cm // c, CHANNELS_LAST=cl,
-                IDX64=max(t.numel() for t in tensors) >= 2**31)
+                PT=padding[0], PL=padding[2], M=cm // c, CHANNELS_LAST=cl, IDX64=image >= 2**31)
 
 
 def _launch(name, grid, args, consts, device, cl) -> None:
