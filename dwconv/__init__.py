@@ -13,7 +13,10 @@ from .backends import available as available_backends
 from .backends import explain as explain_backends
 from .nn import DepthwiseConv2d, convert
 from .ops import depthwise_conv2d
-from . import triton as _triton  # registers torch.ops.dwconv.dw2d_*_triton when triton imports
+from . import triton as _triton
+
+if _triton.IMPORT_ERROR is None:
+    from .triton import ops as _triton_ops  # registers torch.ops.dwconv.dw2d_*_triton
 
 __version__ = "0.1.0"
 __all__ = ["depthwise_conv2d", "DepthwiseConv2d", "convert", "nn", "reference", "backends",

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import _args
+from . import triton as _dwt
 
 __all__ = ["Backend", "available", "backends", "explain", "get", "select"]
 
@@ -43,49 +44,49 @@ def _load_extension() -> str | None:
 _EXTENSION_ERROR = _load_extension()
 
 
-def _has_op(name: str) -> bool:
-    return hasattr(torch.ops.dwconv, name)
+# What the extension was built with, read once: these facts cannot change while the process runs,
+# and reading them per call (C functions) would stop torch.compile from tracing selection.
+def _built_reason(op: str, dispatch_key: str | None, what: str) -> str | None:
+    if _EXTENSION_ERROR:
+        return _EXTENSION_ERROR
+    if not hasattr(torch.ops.dwconv, op):
+        return f"dwconv._C was built without {what} (no op dwconv::{op})"
+    if dispatch_key and not torch._C._dispatch_has_kernel_for_dispatch_key(f"dwconv::{op}",
+                                                                           dispatch_key):
+        return f"dwconv._C was built without {what} (no {dispatch_key} kernel for dwconv::{op})"
+    return None
+
+
+_CUDA_BUILT = _built_reason("dw2d_fwd", "CUDA", "CUDA kernels")
+_CUDA_EMU_BUILT = _built_reason("dw2d_fwd_emu", None, "the CUDA emulation ops")
 
 
 def _cuda_unavailable() -> str | None:
-    if _EXTENSION_ERROR:
-        return _EXTENSION_ERROR
-    if not torch._C._dispatch_has_kernel_for_dispatch_key("dwconv::dw2d_fwd", "CUDA"):
-        return "dwconv._C was built without CUDA kernels (no CUDA implementation of dw2d_fwd)"
+    if _CUDA_BUILT:
+        return _CUDA_BUILT
     if not torch.cuda.is_available():
         return "no CUDA device is available"
     return None
 
 
-def _cuda_emu_unavailable() -> str | None:
-    if _EXTENSION_ERROR:
-        return _EXTENSION_ERROR
-    if not _has_op("dw2d_fwd_emu"):
-        return "dwconv._C was built without the CUDA emulation ops (no dwconv::dw2d_fwd_emu)"
-    return None
-
-
 def _triton_unavailable() -> str | None:
-    from . import triton as dwt
-    if dwt.IMPORT_ERROR:
-        return dwt.IMPORT_ERROR
-    if not torch.cuda.is_available() and not dwt.interpreter_enabled():
+    if _dwt.IMPORT_ERROR:
+        return _dwt.IMPORT_ERROR
+    if not torch.cuda.is_available() and not _dwt.interpreter_enabled():
         return ("no CUDA device, and TRITON_INTERPRET=1 is not set (which runs the kernels on CPU "
                 "tensors under Triton's interpreter)")
     return None
 
 
 def _triton_devices() -> tuple[str, ...]:
-    from . import triton as dwt
-    return ("cuda", "cpu") if dwt.interpreter_enabled() else ("cuda",)
+    return ("cuda", "cpu") if _dwt.interpreter_enabled() else ("cuda",)
 
 
 def _triton_limits(input: torch.Tensor, weight: torch.Tensor) -> str | None:
-    from .triton import launch
-    cm = weight.shape[0]
-    if cm > launch.MAX_CHANNEL_BLOCKS or cm // input.shape[1] > 64:
-        return (f"C*m = {cm} with m = {cm // input.shape[1]} exceeds the Triton launcher's limits "
-                f"(C*m <= {launch.MAX_CHANNEL_BLOCKS}, m <= 64)")
+    cm, m = weight.shape[0], weight.shape[0] // input.shape[1]
+    if cm > _dwt.MAX_CHANNELS or m > _dwt.MAX_MULTIPLIER:
+        return (f"C*m = {cm} with m = {m} exceeds the Triton kernels' limits (C*m <= "
+                f"{_dwt.MAX_CHANNELS}, m <= {_dwt.MAX_MULTIPLIER})")
     return None
 
 
@@ -181,7 +182,7 @@ _REGISTRY: dict[str, Backend] = {
                 why_unavailable=_triton_unavailable, limits=_triton_limits),
         Backend("cuda_emu", "dwconv's CUDA kernels compiled for the host, on CPU tensors (tests "
                 "and study)", suffix="_emu", devices=("cpu",),
-                why_unavailable=_cuda_emu_unavailable),
+                why_unavailable=lambda: _CUDA_EMU_BUILT),
         TorchBackend("torch", "PyTorch's own F.conv2d(groups=C): oneDNN on CPU, cuDNN/ATen on "
                      "GPU"),
     )

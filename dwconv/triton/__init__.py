@@ -7,10 +7,18 @@ interpreter when ``TRITON_INTERPRET=1`` is set at call time (tests; slow, ~15-20
 The environment variable may be set before or after this import: both kernel wrappers are built
 explicitly (see launch.py), so import order does not matter.
 
-Files: kernels.py (the kernel source), launch.py (launchers), ops.py (op registration).
+Files: kernels.py (the kernel source), launch.py (launchers), ops.py (op registration, imported
+by dwconv/__init__.py when triton is installed), compile_check.py (compiling for a GPU without
+one). This module itself stays light: the backend registry reads it on every call.
 """
 
 from __future__ import annotations
+
+import os
+
+MAX_CHANNELS = 65535  # C*m: CUDA's limit on grid axis 1, which counts channel blocks
+MAX_MULTIPLIER = 64  # depth multiplier m: the backward-input kernel unrolls over it
+
 
 def _import_error() -> str | None:
     try:
@@ -21,17 +29,15 @@ def _import_error() -> str | None:
 
 
 IMPORT_ERROR = _import_error()
-
+VERSION: str | None = None
 if IMPORT_ERROR is None:
     import triton as _triton
 
-    from . import ops  # noqa: F401  (registers the ops)
-
-    VERSION: str | None = _triton.__version__
-else:
-    VERSION = None
+    VERSION = _triton.__version__
 
 
 def interpreter_enabled() -> bool:
-    """Whether TRITON_INTERPRET asks for the interpreter (read now, through triton's own knob)."""
-    return IMPORT_ERROR is None and bool(_triton.knobs.runtime.interpret)
+    """Whether TRITON_INTERPRET asks for the interpreter, read now and parsed as triton does
+    (os.environ rather than triton.knobs, so torch.compile can trace backend selection)."""
+    value = os.environ.get("TRITON_INTERPRET", "").lower()
+    return IMPORT_ERROR is None and value in ("1", "true", "yes", "on", "y")

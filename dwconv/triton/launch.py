@@ -16,10 +16,9 @@ from triton.runtime.interpreter import InterpretedFunction
 from triton.runtime.jit import JITFunction
 
 from .. import _args
-from . import kernels
+from . import MAX_CHANNELS, MAX_MULTIPLIER, kernels
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-MAX_CHANNEL_BLOCKS = 65535  # CUDA's limit on grid axis 1, which counts channel blocks
 
 _SOURCES = {"fwd": kernels.dw2d_fwd_kernel, "bwdi": kernels.dw2d_bwdi_kernel,
             "bwdw": kernels.dw2d_bwdw_kernel}
@@ -109,9 +108,9 @@ def _check_geometry(weight, c, stride, padding, dilation, what) -> None:
     if weight.dim() != 4 or weight.shape[1] != 1 or weight.shape[0] % c or weight.shape[0] == 0:
         raise ValueError(f"{what}: weight must be [C*m, 1, kH, kW] with C={c}, got shape "
                          f"{tuple(weight.shape)}")
-    if weight.shape[0] // c > 64 or weight.shape[0] > MAX_CHANNEL_BLOCKS:
-        raise ValueError(f"{what}: the Triton kernels support C*m <= {MAX_CHANNEL_BLOCKS} and "
-                         f"m <= 64, got weight shape {tuple(weight.shape)}")
+    if weight.shape[0] // c > MAX_MULTIPLIER or weight.shape[0] > MAX_CHANNELS:
+        raise ValueError(f"{what}: the Triton kernels support C*m <= {MAX_CHANNELS} and "
+                         f"m <= {MAX_MULTIPLIER}, got weight shape {tuple(weight.shape)}")
     _args.check_positive(tuple(stride), "stride")
     _args.check_positive(tuple(dilation), "dilation")
     if len(padding) != 4 or min(padding) < 0:
