@@ -215,18 +215,18 @@ def explain(input: torch.Tensor, weight: torch.Tensor,
 def select(name: str | None, input: torch.Tensor, weight: torch.Tensor,
            bias: torch.Tensor | None) -> Backend:
     """The backend that will run a call: an explicit one (which must support it) or auto's pick."""
-    source = "backend"
+    source = ""
     if name is None:
         name = os.environ.get(_ENV) or _AUTO
-        source = f"${_ENV}"
+        source = f" (from ${_ENV})"
     if name != _AUTO:
         if name not in _REGISTRY:
-            raise ValueError(f"{source} must be 'auto' or one of {sorted(_REGISTRY)}, got "
-                             f"{name!r}")
+            raise ValueError(f"{'$' + _ENV if source else 'backend'} must be 'auto' or one of "
+                             f"{sorted(_REGISTRY)}, got {name!r}")
         backend = _REGISTRY[name]
         reason = backend.unsupported(input, weight, bias)
         if reason:
-            raise RuntimeError(f"dwconv backend {name!r} (from {source}) cannot run this call "
+            raise RuntimeError(f"dwconv backend {name!r}{source} cannot run this call "
                                f"(input {tuple(input.shape)} {input.dtype} on {input.device}, "
                                f"weight {tuple(weight.shape)}): {reason}")
         return backend
