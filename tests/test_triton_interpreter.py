@@ -15,6 +15,8 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dwconv
 from tolerances import assert_close
@@ -115,6 +117,25 @@ def test_int64_indexing_path(monkeypatch, channels_last):
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 def test_half(dtype, channels_last):
     check_case(2, 6, 8, 9, 2, (3, 3), (2, 1), (1, 1, 2, 0), (1, 2), channels_last, dtype)
+
+
+@st.composite
+def _random_case(draw):
+    kh, kw, dh, dw = (draw(st.integers(1, n)) for n in (5, 5, 2, 2))
+    pad = tuple(draw(st.integers(0, 3)) for _ in range(4))
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - pad[0] - pad[1]), 9))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - pad[2] - pad[3]), 9))
+    return (draw(st.integers(1, 2)), draw(st.integers(1, 9)), h, w, draw(st.integers(1, 3)),
+            (kh, kw), (draw(st.integers(1, 3)), draw(st.integers(1, 3))), pad, (dh, dw),
+            draw(st.booleans()), torch.float32, draw(st.booleans()))
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(case=_random_case())
+def test_random_geometries(case):
+    """Random geometries with small blocks (a 40-case sweep with other seeds passed too)."""
+    launch.INTERPRETER_CONFIG = SMALL  # the autouse fixture's monkeypatch undoes this
+    check_case(*case)
 
 
 def test_public_api_same_padding_noncontiguous_no_bias():
