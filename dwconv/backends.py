@@ -231,6 +231,7 @@ def select(name: str | None, input: torch.Tensor, weight: torch.Tensor,
                                f"weight {tuple(weight.shape)}): {reason}")
         return backend
     for backend in _REGISTRY.values():
-        if backend.auto_picks(input.device.type) and backend.unsupported(input, weight, bias) is None:
+        if (backend.auto_picks(input.device.type)
+                and backend.unsupported(input, weight, bias) is None):
             return backend
     raise AssertionError("the torch backend serves every call")

@@ -2,8 +2,8 @@
 
 The interpreter costs ~15-20 ms per program instance, so the cases are few and small, chosen so
 that every mask is crossed: C and W not multiples of the block, padding on every side (unequal),
-stride 2-3, dilation, depth multiplier 2, NCHW and NHWC, several blocks per axis (small-block cases),
-bwdw split into several chunks, and the 64-bit indexing path (forced).
+stride 2-3, dilation, depth multiplier 2, NCHW and NHWC, several blocks per axis (small-block
+cases), bwdw split into several chunks, and the 64-bit indexing path (forced).
 
 TRITON_INTERPRET=1 is set per test with monkeypatch, so other tests in the same pytest process
 see the environment unchanged; dwconv.triton builds its interpreted kernels explicitly, so it does
@@ -100,7 +100,7 @@ def test_float32(geometry, channels_last):
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 def test_float32_block_edges(monkeypatch, channels_last):
-    """Several blocks along positions and channels, ragged last blocks, bwdw in 40-position chunks."""
+    """Several blocks along positions and channels, ragged last blocks, bwdw in chunks of 40."""
     monkeypatch.setattr(launch, "INTERPRETER_CONFIG", SMALL)
     check_case(2, 13, 7, 9, 2, (5, 3), (2, 1), (2, 1, 0, 3), (2, 1), channels_last, torch.float32)
 

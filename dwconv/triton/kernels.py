@@ -35,7 +35,8 @@ def dw2d_fwd_kernel(x, w, b, y, C, H, W, OH, OW,
                     DH: tl.constexpr, DW: tl.constexpr, PT: tl.constexpr, PL: tl.constexpr,
                     M: tl.constexpr, CHANNELS_LAST: tl.constexpr, HAS_BIAS: tl.constexpr,
                     IDX64: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
-    """y[n, co, oh, ow] = b[co] + sum_{kh,kw} x[n, co//M, oh*SH-PT+kh*DH, ow*SW-PL+kw*DW] w[co,kh,kw].
+    """y[n, co, oh, ow] = b[co] + sum_{kh,kw} x[n, co//M, oh*SH-PT+kh*DH, ow*SW-PL+kw*DW]
+    * w[co, kh, kw].
 
     Grid: (N * cdiv(OH*OW, BLOCK_P), cdiv(C*M, BLOCK_C)).
     """
@@ -89,7 +90,8 @@ def dw2d_bwdi_kernel(gy, w, gx, C, H, W, OH, OW,
     """gx[n, c, ih, iw] = sum_{j<M, kh, kw} gy[n, c*M+j, oh, ow] w[c*M+j, kh, kw] over the taps
     where ih = oh*SH - PT + kh*DH and iw = ow*SW - PL + kw*DW land on an output position.
 
-    Gathers per input element (no atomics, deterministic). Grid: (N * cdiv(H*W, BLOCK_P), cdiv(C, BLOCK_C)).
+    Gathers per input element (no atomics, deterministic).
+    Grid: (N * cdiv(H*W, BLOCK_P), cdiv(C, BLOCK_C)).
     """
     CM = C * M
     n_pblocks = (H * W + BLOCK_P - 1) // BLOCK_P

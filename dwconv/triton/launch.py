@@ -199,7 +199,7 @@ def _chunk(npos: int, cm: int, device: torch.device) -> int:
 
 
 def bwdw(grad_out, input, kernel_size, stride, padding, dilation) -> torch.Tensor:
-    """Gradient with respect to the weight, [C*m, 1, kH, kW] contiguous, summed deterministically."""
+    """Gradient with respect to the weight, [C*m, 1, kH, kW] contiguous, deterministic."""
     what = "dw2d_bwdw_triton"
     if input.dim() != 4 or grad_out.dim() != 4 or len(kernel_size) != 2:
         raise ValueError(f"{what}: expected 4-D input and grad_out and a pair kernel_size, got "
