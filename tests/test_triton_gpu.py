@@ -79,19 +79,29 @@ def test_bwdw_is_deterministic_across_many_programs():
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 def test_int64_indexing_on_a_huge_image(channels_last):
-    """One image of 2**31 + 2**21 elements: offsets past 2**31 must not wrap around."""
+    """One image of 2**31 + 2**21 elements: offsets past 2**31 must not wrap around, in any pass."""
     free, _ = torch.cuda.mem_get_info()
-    if free < 16 * 2**30:
-        pytest.skip("needs 16 GiB of free GPU memory")
-    x = torch.randn(1, 2049, 1024, 1024, device="cuda", dtype=torch.float16)
-    if channels_last:
-        x = x.to(memory_format=torch.channels_last)
+    if free < 24 * 2**30:
+        pytest.skip("needs 24 GiB of free GPU memory")
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.empty(1, 2049, 1024, 1024, device="cuda", dtype=torch.float16, memory_format=fmt)
+    x.normal_()
     w = torch.randn(2049, 1, 3, 3, device="cuda", dtype=torch.float16)
-    y = torch.ops.dwconv.dw2d_fwd_triton(x, w, None, [1, 1], [1, 1, 1, 1], [1, 1])
+    geometry = ([1, 1], [1, 1, 1, 1], [1, 1])
+    y = torch.ops.dwconv.dw2d_fwd_triton(x, w, None, *geometry)  # also the grad_out below
+    gx = torch.ops.dwconv.dw2d_bwdi_triton(y, w, list(x.shape), *geometry)
+    gw = torch.ops.dwconv.dw2d_bwdw_triton(y, x, [3, 3], *geometry)
     tail = slice(2045, 2049)  # channels are independent: check the last ones, furthest in memory
-    ref = dwconv.reference.depthwise_conv2d(x[:, tail], w[tail], padding=1)
-    base = F.conv2d(x[:, tail], w[tail], None, 1, 1, 1, 4)
+    xt, wt = _leaves(x[:, tail], w[tail])
+    base = F.conv2d(xt, wt, None, 1, 1, 1, 4)
+    base_grads = torch.autograd.grad(base, (xt, wt), y[:, tail])
+    xr, wr = _leaves(x[:, tail].double(), w[tail].double())
+    ref = dwconv.reference.depthwise_conv2d(xr, wr, padding=1)
+    ref_grads = torch.autograd.grad(ref, (xr, wr), y[:, tail].double())
     assert_close(y[:, tail], ref, backend="triton", dtype=torch.float16, baseline=base)
+    for name, a, r, bl in zip(("grad_input", "grad_weight"), (gx[:, tail], gw[tail]), ref_grads,
+                              base_grads):
+        assert_close(a, r, backend="triton", dtype=torch.float16, baseline=bl, what=name)
 
 
 def test_auto_on_cuda_picks_a_dwconv_kernel():

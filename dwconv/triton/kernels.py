@@ -184,12 +184,13 @@ def dw2d_bwdw_kernel(gy, x, partial, N, C, H, W, OH, OW, CHUNK,
                 ih = oh * SH - PT + kh * DH
                 iw = ow * SW - PL + kw * DW
                 x_ok = q_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+                # n is int64: multiply it first, as an image's size may not fit in int32
                 if CHANNELS_LAST:
-                    gy_pos = n * (OHW * CM) + p * CM
-                    x_pos = n * (H * W * C) + (ih * W + iw) * C
+                    gy_pos = n * OHW * CM + p * CM
+                    x_pos = n * H * W * C + (ih * W + iw) * C
                 else:
-                    gy_pos = n * (CM * OHW) + p
-                    x_pos = n * (C * H * W) + ih * W + iw
+                    gy_pos = n * CM * OHW + p
+                    x_pos = n * C * H * W + ih * W + iw
                 g = tl.load(gy + gy_pos[:, None] + gy_ch, mask=q_ok[:, None] & c_ok[None, :],
                             other=0.0)
                 xv = tl.load(x + x_pos[:, None] + x_ch, mask=x_ok[:, None] & c_ok[None, :],
