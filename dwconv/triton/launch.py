@@ -16,7 +16,7 @@ from triton.runtime.interpreter import InterpretedFunction
 from triton.runtime.jit import JITFunction
 
 from .. import _args
-from . import MAX_CHANNELS, MAX_MULTIPLIER, kernels
+from . import MAX_CHANNELS, MAX_MULTIPLIER, interpreter_enabled, kernels
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -64,7 +64,7 @@ def set_debug_fill_nan(on: bool) -> None:
 
 def interpreting(device: torch.device) -> bool:
     """Whether a call on `device` runs under the interpreter; raises if it can run nowhere."""
-    if triton.knobs.runtime.interpret:
+    if interpreter_enabled():
         return True
     if device.type == "cpu":
         raise RuntimeError("dwconv's Triton kernels run on CPU tensors only under the Triton "
@@ -105,7 +105,8 @@ def _launch(name, grid, args, consts, device, cl) -> None:
 
 
 def _check_geometry(weight, c, stride, padding, dilation, what) -> None:
-    if weight.dim() != 4 or weight.shape[1] != 1 or weight.shape[0] % c or weight.shape[0] == 0:
+    if c < 1 or weight.dim() != 4 or weight.shape[1] != 1 or weight.shape[0] % c or \
+            weight.shape[0] == 0:
         raise ValueError(f"{what}: weight must be [C*m, 1, kH, kW] with C={c}, got shape "
                          f"{tuple(weight.shape)}")
     if weight.shape[0] // c > MAX_MULTIPLIER or weight.shape[0] > MAX_CHANNELS:
