@@ -21,12 +21,12 @@ def _out_hw(h, w, kh, kw, stride, padding, dilation):
 
 
 # ------------------------------------------------------------------------- fake kernels
-@torch.library.register_fake("dwconv::dw2d_fwd")
 def _dw2d_fwd_fake(input, weight, bias, stride, padding, dilation):
     n, _, h, w = input.shape
     oh, ow = _out_hw(h, w, weight.shape[2], weight.shape[3], stride, padding, dilation)
-    return input.new_empty((n, weight.shape[0], oh, ow),
-                           memory_format=suggest_memory_format(input))
+    # new_empty takes no memory_format
+    return torch.empty((n, weight.shape[0], oh, ow), dtype=input.dtype, device=input.device,
+                       memory_format=suggest_memory_format(input))
 
 
 @torch.library.register_fake("dwconv::dw2d_fwd_out")
@@ -34,12 +34,11 @@ def _dw2d_fwd_out_fake(input, weight, bias, stride, padding, dilation, *, out):
     return None
 
 
-@torch.library.register_fake("dwconv::dw2d_bwdi")
 def _dw2d_bwdi_fake(grad_out, weight, input_size, stride, padding, dilation):
-    return grad_out.new_empty(input_size, memory_format=suggest_memory_format(grad_out))
+    return torch.empty(input_size, dtype=grad_out.dtype, device=grad_out.device,
+                       memory_format=suggest_memory_format(grad_out))
 
 
-@torch.library.register_fake("dwconv::dw2d_bwdw")
 def _dw2d_bwdw_fake(grad_out, input, kernel_size, stride, padding, dilation):
     return grad_out.new_empty((grad_out.shape[1], 1, kernel_size[0], kernel_size[1]))
 
@@ -54,23 +53,23 @@ def _dw2d_setup_context(ctx, inputs, output):
     ctx.geometry = (stride, padding, dilation)
 
 
-def _dw2d_backward(ctx, grad_out):
-    input, weight = ctx.saved_tensors
-    stride, padding, dilation = ctx.geometry
-    grad_input = grad_weight = grad_bias = None
-    if ctx.needs_input_grad[0]:
-        grad_input = torch.ops.dwconv.dw2d_bwdi(grad_out, weight, ctx.input_size, stride,
-                                                padding, dilation)
-    if ctx.needs_input_grad[1]:
-        grad_weight = torch.ops.dwconv.dw2d_bwdw(grad_out, input, ctx.kernel_size, stride,
-                                                 padding, dilation)
-    if ctx.needs_input_grad[2]:
-        grad_bias = grad_out.sum((0, 2, 3))
-    return grad_input, grad_weight, grad_bias, None, None, None
+def _dw2d_backward(suffix):
+    """Backward of dw2d_fwd{suffix}, made of the same family's registered backward ops."""
+    bwdi = getattr(torch.ops.dwconv, f"dw2d_bwdi{suffix}")
+    bwdw = getattr(torch.ops.dwconv, f"dw2d_bwdw{suffix}")
 
-
-torch.library.register_autograd("dwconv::dw2d_fwd", _dw2d_backward,
-                                setup_context=_dw2d_setup_context)
+    def backward(ctx, grad_out):
+        input, weight = ctx.saved_tensors
+        stride, padding, dilation = ctx.geometry
+        grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_input = bwdi(grad_out, weight, ctx.input_size, stride, padding, dilation)
+        if ctx.needs_input_grad[1]:
+            grad_weight = bwdw(grad_out, input, ctx.kernel_size, stride, padding, dilation)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_out.sum((0, 2, 3))
+        return grad_input, grad_weight, grad_bias, None, None, None
+    return backward
 
 
 def _no_double_backward(name):
@@ -80,9 +79,20 @@ def _no_double_backward(name):
     return backward
 
 
-for _op in ("dw2d_bwdi", "dw2d_bwdw"):
-    torch.library.register_autograd(f"dwconv::{_op}", _no_double_backward(_op),
-                                    setup_context=lambda ctx, inputs, output: None)
+def register_family(suffix: str = "") -> None:
+    """Fake kernels and autograd for one family of ops with the dw2d_fwd/bwdi/bwdw schemas:
+    dwconv::dw2d_fwd{suffix}, dw2d_bwdi{suffix}, dw2d_bwdw{suffix} (e.g. suffix "_triton")."""
+    fakes = {"fwd": _dw2d_fwd_fake, "bwdi": _dw2d_bwdi_fake, "bwdw": _dw2d_bwdw_fake}
+    for name, fake in fakes.items():
+        torch.library.register_fake(f"dwconv::dw2d_{name}{suffix}", fake)
+    torch.library.register_autograd(f"dwconv::dw2d_fwd{suffix}", _dw2d_backward(suffix),
+                                    setup_context=_dw2d_setup_context)
+    for name in (f"dw2d_bwdi{suffix}", f"dw2d_bwdw{suffix}"):
+        torch.library.register_autograd(f"dwconv::{name}", _no_double_backward(name),
+                                        setup_context=lambda ctx, inputs, output: None)
+
+
+register_family()
 
 
 # ------------------------------------------------------------------------ public function
