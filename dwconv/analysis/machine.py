@@ -100,7 +100,10 @@ def _git_commit() -> str:
 def machine_header() -> dict:
     """CPU model and flags, threads, versions and commit: what a benchmark number depends on."""
     import dwconv
-    info = dwconv.build_info()
+    try:
+        cpu_isa = dwconv.build_info().get("cpu_isa")
+    except ImportError:  # extension not built: the header still describes the machine
+        cpu_isa = None
     header = {
         "cpu": cpu_model(),
         "cpu_flags": cpu_flags(),
@@ -108,7 +111,7 @@ def machine_header() -> dict:
         "torch": torch.__version__,
         "dwconv": dwconv.__version__,
         "commit": _git_commit(),
-        "cpu_isa": info.get("cpu_isa"),
+        "cpu_isa": cpu_isa,
         "python": platform.python_version(),
     }
     if torch.cuda.is_available():
