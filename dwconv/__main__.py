@@ -170,13 +170,16 @@ def _run(args, B, err) -> dict:
                TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("starting", total=total)
+
+        def progress(desc, advance=0):
+            bar.update(task, description=desc, advance=advance)
+            if advance and not err.is_terminal:  # a log file: one line per finished row
+                err.print(f"[{int(bar.tasks[0].completed)}/{total}] {desc}", highlight=False)
         return B.run(cases, device=args.device, backend=args.backend,
                      min_time=0.03 if args.quick else args.min_time,
                      bandwidth_time=0.03 if args.quick else 0.2, models=models,
                      model_batch=args.model_batch, model_size=args.model_size,
-                     model_layouts=layouts, model_passes=passes,
-                     progress=lambda desc, advance=0: bar.update(task, description=desc,
-                                                                 advance=advance))
+                     model_layouts=layouts, model_passes=passes, progress=progress)
 
 
 def _size(nbytes) -> str:
