@@ -131,6 +131,8 @@ def _bench(args, parser) -> int:
     if not console.is_terminal:  # a file or pipe: no width to fit, keep table rows on one line
         console = Console(width=220)
     err = Console(stderr=True)
+    if not err.is_terminal:
+        err = Console(stderr=True, width=220)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.load:
@@ -192,6 +194,7 @@ def _ms(v):
 
 
 NOISY = 0.25
+LIST_MAX = 12  # summary lines per kind of finding; the JSON has them all
 
 
 def _noisy(row) -> bool:
@@ -274,14 +277,16 @@ def _print_summary(console, s) -> None:
                   f"{_fmt(geo['fwd'])}x, fwd+bwd {_fmt(geo['fwd+bwd'])}x, fwd with out= "
                   f"{_fmt(s['geomean_speedup_fwd_out'])}x; mean roofline fraction "
                   f"{_fmt(s['mean_roofline'] and 100 * s['mean_roofline'])}%", highlight=False)
-    for u in s["under_30pct"]:
-        console.print(f"  under 30% of roofline: {u['id']} {u['roofline']:.0%}"
-                      + (" (overhead-dominated)" if u["overhead_dominated"] else ""),
-                      highlight=False)
-    for rid in s["slower_than_torch"]:
-        console.print(f"  slower than PyTorch: {rid}", highlight=False)
-    for rid in s["check_failures"]:
-        console.print(f"  [red]result differs from PyTorch:[/red] {rid}", highlight=False)
+    under = [f"{u['id']} {u['roofline']:.0%}" + (" (overhead-dominated)" if
+                                                  u["overhead_dominated"] else "")
+             for u in s["under_30pct"]]
+    for what, items in [("under 30% of roofline", under),
+                        ("slower than PyTorch", s["slower_than_torch"]),
+                        ("[red]result differs from PyTorch[/red]", s["check_failures"])]:
+        for item in items[:LIST_MAX]:
+            console.print(f"  {what}: {item}", highlight=False)
+        if len(items) > LIST_MAX:
+            console.print(f"  {what}: ... and {len(items) - LIST_MAX} more rows (all in --json)")
     console.print("targets (issue 2; meant for the default suite on CPU):")
     for t in s["targets"]:
         mark = "[green]met[/green]" if t["met"] else "[red]not met[/red]"
