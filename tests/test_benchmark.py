@@ -110,3 +110,13 @@ def test_compare_flags_rows_beyond_the_threshold():
     assert c["only_old"] == ["gone"] and c["only_new"] == ["new"]
     assert B.compare(old, new, threshold=1.25)["regressions"] == []
     assert math.isclose(c["rows"][0]["torch_ratio"], 1.1)
+
+
+def test_model_rows_compare_converted_model_with_pytorch():
+    rows = B.run_models(["mobilenet_v2"], batch=1, size=32, layouts=["channels_last"],
+                        passes=["fwd"], device=torch.device("cpu"), backend="auto",
+                        min_time=0.001)
+    (row,) = rows
+    assert row["id"] == "model/mobilenet_v2/N1/32/channels_last/fwd"
+    assert row["converted_layers"] == 17 and row["check_ok"]
+    assert row["speedup"] == pytest.approx(row["torch_ms"] / row["dwconv_ms"])
