@@ -31,6 +31,8 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--pass", dest="pass_", choices=[*PASSES, "all"], default="all")
     p.add_argument("--batch", type=int, nargs="+", metavar="N",
                    help="batch sizes instead of each layer's own (1 and 32, 8 for large kernels)")
+    p.add_argument("--filter", nargs="+", metavar="TEXT",
+                   help="only rows whose id (network/layer/N/layout/pass) contains every TEXT")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16", "float64"],
                    default="float32")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
@@ -166,6 +168,7 @@ def _run(args, B, err) -> dict:
     batches = args.batch or ([1] if args.quick else None)
     cases = [] if args.no_layers else B.expand(B.load_layers(args.shapes, suite), batches,
                                                layouts, passes, dtype)
+    cases = [c for c in cases if all(t in c.id for t in args.filter or ())]
     models = () if args.models is None else (args.models or B.MODELS)
     total = len(cases) + len(models) * len(layouts) * len(passes)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
