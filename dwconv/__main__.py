@@ -42,7 +42,7 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
                    help="smoke run: the 'quick' suite at batch 1 with short timings")
     p.add_argument("--models", nargs="*", choices=MODELS, metavar="MODEL",
                    help=f"also time whole models (default when given bare: {', '.join(MODELS)})")
-    p.add_argument("--model-batch", type=int, default=1)
+    p.add_argument("--model-batch", type=int, default=1, help="model batch size (default 1)")
     p.add_argument("--model-size", type=int, default=224, help="model input H=W (default 224)")
     p.add_argument("--no-layers", action="store_true", help="skip the layer rows (with --models)")
     p.add_argument("--json", metavar="PATH", help="write the full result as JSON")
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "explain":
         return _explain(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m dwconv", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dwconv",
+                                     description="dwconv command line: bench, info, explain")
     sub = parser.add_subparsers(dest="command", required=True)
     _bench_parser(sub)
     sub.add_parser("info", help="backends (and why not), build, versions, machine")
