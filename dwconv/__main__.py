@@ -46,6 +46,7 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--model-size", type=int, default=224, help="model input H=W (default 224)")
     p.add_argument("--no-layers", action="store_true", help="skip the layer rows (with --models)")
     p.add_argument("--json", metavar="PATH", help="write the full result as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the tables as Markdown (README)")
     p.add_argument("--load", metavar="PATH",
                    help="show (and --compare) an earlier JSON result instead of running")
     p.add_argument("--compare", metavar="OLD.json",
@@ -151,6 +152,10 @@ def _bench(args, parser) -> int:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=1)
         console.print(f"wrote {args.json}")
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(B.to_markdown(result))
+        console.print(f"wrote {args.markdown}")
     if args.compare:
         cmp = B.compare(B.load_json(args.compare), result, args.threshold)
         _print_compare(console, cmp, args.compare)
@@ -248,7 +253,8 @@ def _print_result(console, result, B) -> None:
                       f"{r['C']}x{r['H']}x{r['W']} {r['kh']}x{r['kw']}/{r['stride']}",
                       "CL" if r["layout"] == "channels_last" else "NCHW", r["pass"],
                       _ms(r["torch_ms"]), _ms(r["dwconv_ms"]), _ms(r["dwconv_out_ms"]),
-                      f"{r['speedup']:.2f}x" + ("~" if _noisy(r) else ""), f"{r['gbs']:.1f}", f"{r['gflops']:.1f}", roof,
+                      f"{r['speedup']:.2f}x" + ("~" if _noisy(r) else ""), f"{r['gbs']:.1f}",
+                      f"{r['gflops']:.1f}", roof,
                       _kernel_short(r) + ("" if r["check_ok"] else " MISMATCH"), style=style)
         console.print(t)
         console.print("(ovh): under 50 us per call, dominated by per-call overhead. out=: dwconv "

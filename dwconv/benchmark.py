@@ -37,7 +37,7 @@ from .analysis import machine
 from .backends import select as _select_backend
 
 __all__ = ["Layer", "Case", "SHAPES_FILE", "load_layers", "expand", "case_functions", "measure",
-           "run", "summarize", "compare", "TARGETS"]
+           "run", "summarize", "compare", "to_markdown", "TARGETS"]
 
 SHAPES_FILE = Path(__file__).resolve().parent.parent / "bench" / "shapes" / "layers.csv"
 LAYOUTS = ("nchw", "channels_last")
@@ -81,7 +81,8 @@ def load_layers(path: str | Path | None = None, suite: str | None = None) -> lis
             f"benchmark shapes file {path} not found: `python -m dwconv bench` reads bench/shapes/ "
             f"of a source checkout (or pass --shapes FILE)")
     with open(path, newline="") as f:
-        lines = [(i, line) for i, line in enumerate(f, 1) if line.strip() and not line.startswith("#")]
+        lines = [(i, line) for i, line in enumerate(f, 1)
+                 if line.strip() and not line.startswith("#")]
     reader = csv.DictReader(line for _, line in lines)
     layers = []
     for (lineno, _), rec in zip(lines[1:], reader):
@@ -342,7 +343,8 @@ def per_call_overhead(device: torch.device, backend: str, min_time: float) -> di
 
 def run_models(names: Sequence[str], *, batch: int, size: int, layouts: Sequence[str],
                passes: Sequence[str], device: torch.device, backend: str, min_time: float,
-               dtype: torch.dtype = torch.float32, progress: Callable[[str], None] = print) -> list[dict]:
+               dtype: torch.dtype = torch.float32,
+               progress: Callable[[str], None] = print) -> list[dict]:
     """Whole torchvision models (weights=None, eval): PyTorch vs a dwconv.convert()ed copy."""
     import torchvision
     rows = []
@@ -378,7 +380,8 @@ def run_models(names: Sequence[str], *, batch: int, size: int, layouts: Sequence
                     "converted_layers": replaced, "dwconv_ms": dw_s * 1e3, "torch_ms": pt_s * 1e3,
                     "speedup": pt_s / dw_s, "spread": {k: v["spread"] for k, v in t.items()},
                     "max_rel_err": err,
-                    "check_ok": err <= 10 * _CHECK_RTOL.get(dtype, 1e-3),  # deep nets add up rounding
+                    # rounding adds up through a deep network
+                    "check_ok": err <= 10 * _CHECK_RTOL.get(dtype, 1e-3),
                 })
     return rows
 
@@ -484,9 +487,50 @@ def run(cases: Sequence[Case], *, device: str = "cpu", backend: str = "auto",
                                 layouts=model_layouts, passes=model_passes, device=dev,
                                 backend=backend, min_time=min_time, dtype=dtype,
                                 progress=lambda d: progress(d, 1))
-    header["bandwidth_gbs"] = {str(int(2 ** (k / 2))): v for k, v in sorted(bandwidth.cache.items())}
+    header["bandwidth_gbs"] = {str(int(2 ** (k / 2))): v
+                               for k, v in sorted(bandwidth.cache.items())}
     header["duration_s"] = time.perf_counter() - start
     return {"header": header, "rows": rows, "models": model_rows, "summary": summarize(rows)}
+
+
+def to_markdown(result: dict) -> str:
+    """The result as Markdown (machine line, one table row per benchmark row, targets), for a
+    README or an issue note."""
+    h, s = result["header"], result["summary"]
+    lines = [f"{h.get('cpu')}, {h.get('threads')} threads, ISA {h.get('cpu_isa')}, torch "
+             f"{h.get('torch')}, dwconv {h.get('dwconv')} ({h.get('commit')}), device "
+             f"{h.get('device')}; peak {h.get('peak_gflops', 0):.0f} GFLOP/s; load average at "
+             f"start {(h.get('load_avg') or [math.nan])[0]:.1f}; {h.get('timing', '')}.", ""]
+    if result["rows"]:
+        lines += ["| layer | N | shape k/s | layout | pass | torch ms | dwconv ms | out= ms | "
+                  "speedup | GB/s | GFLOP/s | roofline | kernel |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in result["rows"]:
+            out = "-" if r["dwconv_out_ms"] is None else f"{r['dwconv_out_ms']:.3g}"
+            lines.append(
+                f"| {r['network']} {r['layer']} | {r['N']} | {r['C']}x{r['H']}x{r['W']} "
+                f"{r['kh']}x{r['kw']}/{r['stride']} | {r['layout']} | {r['pass']} | "
+                f"{r['torch_ms']:.3g} | {r['dwconv_ms']:.3g} | {out} | {r['speedup']:.2f}x | "
+                f"{r['gbs']:.1f} | {r['gflops']:.1f} | {r['roofline']:.0%}"
+                f"{' (overhead)' if r['overhead_dominated'] else ''} | "
+                f"{', '.join(r['kernels'])} |")
+        lines.append("")
+    if result.get("models"):
+        lines += ["| model | N | input | layout | pass | torch ms | dwconv ms | speedup |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in result["models"]:
+            lines.append(f"| {r['model']} | {r['N']} | {r['input_size']} | {r['layout']} | "
+                         f"{r['pass']} | {r['torch_ms']:.3g} | {r['dwconv_ms']:.3g} | "
+                         f"{r['speedup']:.2f}x |")
+        lines.append("")
+    if result["rows"]:
+        lines += ["| target (issue 2) | value | goal | met |", "|---|---|---|---|"]
+        for t in s["targets"]:
+            v = t["value"]
+            v = "-" if v is None else f"{v:.0%}" if "fraction" in t["target"] else \
+                f"{v:.2f}x" if isinstance(v, float) else str(v)
+            lines.append(f"| {t['target']} | {v} | {t['goal']} | {'yes' if t['met'] else 'no'} |")
+    return "\n".join(lines) + "\n"
 
 
 def load_json(path: str | Path) -> dict:

@@ -64,8 +64,11 @@ def test_compare_exit_codes(quick_json, tmp_path, capsys):
     slower["rows"][0]["dwconv_ms"] *= 1.5
     new = tmp_path / "new.json"
     new.write_text(json.dumps(slower))
-    assert cli.main(["bench", "--load", str(quick_json), "--compare", str(quick_json)]) == 0
+    md = tmp_path / "table.md"
+    assert cli.main(["bench", "--load", str(quick_json), "--compare", str(quick_json),
+                     "--markdown", str(md)]) == 0
     assert "no regression" in capsys.readouterr().out
+    assert md.read_text().count("\n| mobilenet_v2 features.16.conv.1.0 | 1 |") == 4
     assert cli.main(["bench", "--load", str(new), "--compare", str(quick_json)]) == 1
     assert "1 row(s) regressed" in capsys.readouterr().out
     assert cli.main(["bench", "--load", str(new), "--compare", str(quick_json),
