@@ -493,6 +493,10 @@ def run(cases: Sequence[Case], *, device: str = "cpu", backend: str = "auto",
     return {"header": header, "rows": rows, "models": model_rows, "summary": summarize(rows)}
 
 
+def _ms(v: float) -> str:
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
 def to_markdown(result: dict) -> str:
     """The result as Markdown (machine line, one table row per benchmark row, targets), for a
     README or an issue note."""
@@ -506,11 +510,11 @@ def to_markdown(result: dict) -> str:
                   "speedup | GB/s | GFLOP/s | roofline | kernel |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in result["rows"]:
-            out = "-" if r["dwconv_out_ms"] is None else f"{r['dwconv_out_ms']:.3g}"
+            out = "-" if r["dwconv_out_ms"] is None else _ms(r["dwconv_out_ms"])
             lines.append(
                 f"| {r['network']} {r['layer']} | {r['N']} | {r['C']}x{r['H']}x{r['W']} "
                 f"{r['kh']}x{r['kw']}/{r['stride']} | {r['layout']} | {r['pass']} | "
-                f"{r['torch_ms']:.3g} | {r['dwconv_ms']:.3g} | {out} | {r['speedup']:.2f}x | "
+                f"{_ms(r['torch_ms'])} | {_ms(r['dwconv_ms'])} | {out} | {r['speedup']:.2f}x | "
                 f"{r['gbs']:.1f} | {r['gflops']:.1f} | {r['roofline']:.0%}"
                 f"{' (overhead)' if r['overhead_dominated'] else ''} | "
                 f"{', '.join(r['kernels'])} |")
@@ -520,7 +524,7 @@ def to_markdown(result: dict) -> str:
                   "|---|---|---|---|---|---|---|---|"]
         for r in result["models"]:
             lines.append(f"| {r['model']} | {r['N']} | {r['input_size']} | {r['layout']} | "
-                         f"{r['pass']} | {r['torch_ms']:.3g} | {r['dwconv_ms']:.3g} | "
+                         f"{r['pass']} | {_ms(r['torch_ms'])} | {_ms(r['dwconv_ms'])} | "
                          f"{r['speedup']:.2f}x |")
         lines.append("")
     if result["rows"]:
