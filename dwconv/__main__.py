@@ -237,6 +237,11 @@ def _print_result(console, result, B) -> None:
     if load and load[0] > (h.get("cpus") or 1):
         console.print(f"[yellow]load average {load[0]:.1f} on {h.get('cpus')} CPUs at the start: "
                       f"other processes share the cores, timings are noisy[/yellow]")
+    tiny_us = (h.get("per_call_us") or {}).get("dwconv", 0)
+    if tiny_us > 1000:
+        console.print(f"[yellow]a tiny call takes {tiny_us:.0f} us (normally ~10-20): threads are "
+                      f"being descheduled, so short rows measure the machine's load, not the "
+                      f"kernels; rerun on an idle machine or with --threads 1[/yellow]")
     rows = result["rows"]
     if rows:
         t = Table(title="depthwise layers: median ms per call (output allocation included)")
