@@ -1,0 +1,545 @@
+"""The harness behind ``python -m dwconv bench``: depthwise layers of real networks, dwconv against
+PyTorch's own path (``F.conv2d(groups=C)``) in the same run, placed on this machine's roofline.
+
+Layers come from ``bench/shapes/layers.csv`` (one layer per line). Each layer gives a row per batch
+size, memory layout and pass (forward, forward+backward). For every row dwconv and PyTorch are timed
+in interleaved blocks (so drift hits both alike) and the median block time per call is kept. Times
+include allocating the output, as users see them; forward rows also time dwconv with ``out=``.
+
+Roofline bound of a row: the sum over its passes of max(min_bytes / bandwidth, flops / peak), with
+the bandwidth measured in the same run at the pass's working-set size and the peak measured once.
+Minimum bytes per pass (each tensor touched once):
+    fwd:  read input + weight (+ bias), write output
+    bwdi: read grad_output + weight, write grad_input
+    bwdw: read grad_output + input, write grad_weight (+ grad_bias)
+FLOPs per pass: 2 * N * C*m * H_out * W_out * kh * kw (bias adds ignored).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+import dwconv
+
+from .analysis import machine
+from .backends import select as _select_backend
+
+__all__ = ["Layer", "Case", "SHAPES_FILE", "load_layers", "expand", "case_functions", "measure",
+           "run", "summarize", "compare", "to_markdown", "TARGETS"]
+
+SHAPES_FILE = Path(__file__).resolve().parent.parent / "bench" / "shapes" / "layers.csv"
+LAYOUTS = ("nchw", "channels_last")
+PASSES = ("fwd", "fwd+bwd")
+SUITES = ("default", "full", "quick")
+MODELS = ("mobilenet_v2", "efficientnet_b0", "convnext_tiny")
+# a call this short is dominated by fixed per-call costs (dispatch, argument checks, thread wake-up)
+OVERHEAD_S = 50e-6
+# issue 2's targets on the default suite; reported as met / not met, never asserted
+TARGETS = {"geomean_speedup_fwd": 2.5, "geomean_speedup_fwd+bwd": 5.0, "mean_roofline": 0.60,
+           "row_roofline_floor": 0.30}
+# result checked against PyTorch's on every row, so a fast wrong kernel cannot look good
+_CHECK_RTOL = {torch.float32: 1e-3, torch.float64: 1e-9, torch.bfloat16: 5e-2, torch.float16: 5e-3}
+
+
+# ------------------------------------------------------------------------------------- shapes
+@dataclass(frozen=True)
+class Layer:
+    """One depthwise layer of a network (a line of the shapes file)."""
+    network: str
+    layer: str
+    C: int
+    H: int
+    W: int
+    kh: int
+    kw: int
+    stride: int
+    padding: int
+    dilation: int
+    multiplier: int
+    bias: bool
+    batches: tuple[int, ...]
+    suites: tuple[str, ...]
+
+
+def load_layers(path: str | Path | None = None, suite: str | None = None) -> list[Layer]:
+    """The layers of a shapes file (default: bench/shapes/layers.csv), those of `suite` if given."""
+    path = Path(path) if path is not None else SHAPES_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"benchmark shapes file {path} not found: `python -m dwconv bench` reads bench/shapes/ "
+            f"of a source checkout (or pass --shapes FILE)")
+    with open(path, newline="") as f:
+        lines = [(i, line) for i, line in enumerate(f, 1)
+                 if line.strip() and not line.startswith("#")]
+    reader = csv.DictReader(line for _, line in lines)
+    layers = []
+    for (lineno, _), rec in zip(lines[1:], reader):
+        try:
+            kernel = rec["kernel"].lower().split("x")
+            kh, kw = (int(kernel[0]),) * 2 if len(kernel) == 1 else map(int, kernel)
+            layer = Layer(
+                network=rec["network"], layer=rec["layer"], C=int(rec["C"]), H=int(rec["H"]),
+                W=int(rec["W"]), kh=kh, kw=kw, stride=int(rec["stride"]),
+                padding=int(rec["padding"]), dilation=int(rec["dilation"]),
+                multiplier=int(rec["multiplier"]), bias=bool(int(rec["bias"])),
+                batches=tuple(int(b) for b in rec["batches"].split()),
+                suites=tuple(rec["suites"].split()))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}:{lineno}: bad shapes line {rec} ({e})") from None
+        if suite is None or suite in layer.suites:
+            layers.append(layer)
+    if not layers:
+        raise ValueError(f"{path}: no layer in suite {suite!r}")
+    return layers
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark row: a layer at a batch size, memory layout and pass."""
+    layer: Layer
+    N: int
+    layout: str
+    pass_: str
+    dtype: torch.dtype = torch.float32
+
+    @property
+    def id(self) -> str:
+        return f"{self.layer.network}/{self.layer.layer}/N{self.N}/{self.layout}/{self.pass_}"
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.N, self.layer.C, self.layer.H, self.layer.W)
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        L = self.layer
+        return (L.C * L.multiplier, 1, L.kh, L.kw)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        L = self.layer
+
+        def size(n, k):
+            return (n + 2 * L.padding - L.dilation * (k - 1) - 1) // L.stride + 1
+        return (self.N, L.C * L.multiplier, size(L.H, L.kh), size(L.W, L.kw))
+
+    def pass_costs(self) -> list[tuple[str, int, int]]:
+        """(pass, minimum bytes, flops) of every pass the row runs."""
+        L, b = self.layer, self.dtype.itemsize
+        x = math.prod(self.input_shape)
+        w = math.prod(self.weight_shape)
+        y = math.prod(self.output_shape)
+        bias = L.C * L.multiplier if L.bias else 0
+        flops = 2 * y * L.kh * L.kw
+        costs = [("fwd", b * (x + w + bias + y), flops)]
+        if self.pass_ == "fwd+bwd":
+            costs += [("bwdi", b * (y + w + x), flops), ("bwdw", b * (y + x + w + bias), flops)]
+        return costs
+
+    @property
+    def min_bytes(self) -> int:
+        return sum(c[1] for c in self.pass_costs())
+
+    @property
+    def flops(self) -> int:
+        return sum(c[2] for c in self.pass_costs())
+
+
+def expand(layers: Iterable[Layer], batches: Sequence[int] | None = None,
+           layouts: Sequence[str] = LAYOUTS, passes: Sequence[str] = PASSES,
+           dtype: torch.dtype = torch.float32) -> list[Case]:
+    """Every row of the layers: batch (each layer's own, or `batches`) x layout x pass."""
+    return [Case(layer, n, layout, pass_, dtype)
+            for layer in layers for n in (batches or layer.batches)
+            for layout in layouts for pass_ in passes]
+
+
+# ------------------------------------------------------------------------------------- timing
+class _Clock:
+    """Seconds per call of a block of calls: wall clock on CPU, CUDA events on a GPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def per_call(self, fn: Callable[[], object], n: int) -> float:
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(n):
+                fn()
+            end.record()
+            end.synchronize()
+            return start.elapsed_time(end) / 1e3 / n
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - t0) / n
+
+
+def measure(fns: dict[str, Callable[[], object]], min_time: float, device: torch.device,
+            warmup: bool = True) -> dict[str, dict]:
+    """Median seconds per call of each function, timed in interleaved blocks of about 2 ms (at
+    least 3 blocks each, until each has run `min_time`), the order rotating every round.
+
+    Returns per function {"median_s", "spread"}, spread being the interquartile range over the
+    median. `warmup=False` when every function has just run once already.
+    """
+    clock = _Clock(device)
+    block_s = 0.002  # short blocks: the median then shrugs off stalls from other processes
+    calls, samples, spent = {}, {}, {}
+    for name, fn in fns.items():
+        if warmup:
+            fn()  # lazy initialisation, first touch of the inputs
+        t = clock.per_call(fn, 1)
+        calls[name] = max(1, int(block_s / max(t, 1e-7)))
+        # a call longer than a block is a block of its own: keep it as the first sample
+        samples[name], spent[name] = ([t], t) if calls[name] == 1 else ([], 0.0)
+    names = list(fns)
+    rounds = 0
+    while min(len(ts) for ts in samples.values()) < 3 or min(spent.values()) < min_time:
+        if rounds >= 2000:
+            break
+        for name in names[rounds % len(names):] + names[:rounds % len(names)]:
+            if len(samples[name]) >= 3 and spent[name] >= min_time:
+                continue  # a slow function done must not run as many rounds as a fast one needs
+            t = clock.per_call(fns[name], calls[name])
+            samples[name].append(t)
+            spent[name] += t * calls[name]
+        rounds += 1
+    out = {}
+    for name, ts in samples.items():
+        q = statistics.quantiles(ts, n=4)
+        med = statistics.median(ts)
+        out[name] = {"median_s": med, "spread": (q[2] - q[0]) / med}
+    return out
+
+
+class _Bandwidth:
+    """Copy bandwidth at a working-set size, measured once per half-octave of size in this run."""
+
+    def __init__(self, device: torch.device, min_run_time: float):
+        self.device, self.min_run_time, self.cache = device, min_run_time, {}
+
+    def __call__(self, working_set: int) -> float:
+        key = round(2 * math.log2(max(working_set, 1 << 12)))
+        if key not in self.cache:
+            self.cache[key] = machine.bandwidth_gbs(int(2 ** (key / 2)), self.min_run_time,
+                                                    self.device)
+        return self.cache[key]
+
+
+# ------------------------------------------------------------------------------------- rows
+def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double(), b.double()
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() if b.numel() else 0.0
+
+
+def _kernel_names(case: Case, backend: str) -> list[str]:
+    """Name of the kernel each pass runs (docs/kernels.md), or the backend for non-CPU ones."""
+    if backend != "cpu":
+        return [backend]
+    from . import _C
+    L = case.layer
+    args = (list(case.input_shape), list(case.weight_shape), [L.stride] * 2, [L.padding] * 4,
+            [L.dilation] * 2, case.layout == "channels_last", case.dtype == torch.float64)
+    passes = ["fwd"] if case.pass_ == "fwd" else ["fwd", "bwdi", "bwdw"]
+    return [_C.kernel_name(p, *args) for p in passes]
+
+
+def case_functions(case: Case, device: torch.device | str = "cpu",
+                   backend: str = "auto") -> tuple[dict[str, Callable[[], object]], str]:
+    """The zero-argument calls a row times: 'dwconv' and 'torch' (F.conv2d(groups=C)) and, for
+    forward rows, 'dwconv_out' (writing a preallocated output); and the backend auto picks."""
+    L = case.layer
+    fmt = torch.channels_last if case.layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(case.input_shape, dtype=case.dtype, device=device).contiguous(memory_format=fmt)
+    w = torch.randn(case.weight_shape, dtype=case.dtype, device=device) / (L.kh * L.kw)
+    b = torch.randn(case.weight_shape[0], dtype=case.dtype, device=device) if L.bias else None
+    geometry = (L.stride, L.padding, L.dilation)
+
+    def dw():
+        return dwconv.depthwise_conv2d(x, w, b, *geometry, backend=backend)
+
+    def pt():
+        return F.conv2d(x, w, b, *geometry, groups=L.C)
+
+    chosen = _select_backend(backend, x, w, b).name
+    if case.pass_ == "fwd":
+        buf = torch.empty(case.output_shape, dtype=case.dtype, device=device, memory_format=fmt)
+        return {"dwconv": dw, "torch": pt,
+                "dwconv_out": lambda: dwconv.depthwise_conv2d(x, w, b, *geometry,
+                                                              backend=backend, out=buf)}, chosen
+    params = [t.requires_grad_() for t in (x, w, b) if t is not None]
+    gy = torch.randn(case.output_shape, dtype=case.dtype, device=device).contiguous(
+        memory_format=fmt)
+    return {"dwconv": lambda: torch.autograd.grad(dw(), params, gy),
+            "torch": lambda: torch.autograd.grad(pt(), params, gy)}, chosen
+
+
+def _max_rel_err(actual, expected) -> float:
+    """Largest error relative to the largest magnitude, over a tensor or a tuple of them."""
+    if isinstance(actual, torch.Tensor):
+        actual, expected = (actual,), (expected,)
+    return max(_rel_err(a, e) for a, e in zip(actual, expected))
+
+
+def run_case(case: Case, *, device: torch.device, backend: str, min_time: float,
+             bandwidth: Callable[[int], float], peak_gflops: float) -> dict:
+    """Times one row (dwconv and PyTorch, interleaved) and places it on the roofline."""
+    L = case.layer
+    fns, chosen = case_functions(case, device, backend)
+    err = _max_rel_err(fns["dwconv"](), fns["torch"]())  # also the warm-up of both
+    if "dwconv_out" in fns:
+        fns["dwconv_out"]()
+    times = measure(fns, min_time, device, warmup=False)
+
+    dw_s, pt_s = times["dwconv"]["median_s"], times["torch"]["median_s"]
+    passes = []
+    for name, nbytes, flops in case.pass_costs():
+        bw = bandwidth(nbytes)
+        passes.append({"pass": name, "min_bytes": nbytes, "flops": flops, "bandwidth_gbs": bw,
+                       "bound_s": max(nbytes / (bw * 1e9), flops / (peak_gflops * 1e9))})
+    bound_s = sum(p["bound_s"] for p in passes)
+    row = {
+        "id": case.id, "network": L.network, "layer": L.layer,
+        "N": case.N, "C": L.C, "H": L.H, "W": L.W, "kh": L.kh, "kw": L.kw, "stride": L.stride,
+        "padding": L.padding, "dilation": L.dilation, "multiplier": L.multiplier, "bias": L.bias,
+        "layout": case.layout, "pass": case.pass_, "dtype": str(case.dtype).removeprefix("torch."),
+        "device": str(device), "backend": chosen, "kernels": _kernel_names(case, chosen),
+        "dwconv_ms": dw_s * 1e3, "torch_ms": pt_s * 1e3,
+        "dwconv_out_ms": times["dwconv_out"]["median_s"] * 1e3 if "dwconv_out" in times else None,
+        "spread": {k: v["spread"] for k, v in times.items()},
+        "speedup": pt_s / dw_s,
+        "min_bytes": case.min_bytes, "flops": case.flops,
+        "gbs": case.min_bytes / dw_s / 1e9, "gflops": case.flops / dw_s / 1e9,
+        "bandwidth_gbs": passes[0]["bandwidth_gbs"], "passes": passes,
+        "bound_ms": bound_s * 1e3, "roofline": bound_s / dw_s, "torch_roofline": bound_s / pt_s,
+        "overhead_dominated": dw_s < OVERHEAD_S,
+        "max_rel_err": err, "check_ok": err <= _CHECK_RTOL.get(case.dtype, 1e-3),
+    }
+    return row
+
+
+def per_call_overhead(device: torch.device, backend: str, min_time: float) -> dict:
+    """Seconds per call on a tiny problem ([1,8,4,4], 3x3): the fixed cost of one call."""
+    x = torch.randn(1, 8, 4, 4, device=device)
+    w = torch.randn(8, 1, 3, 3, device=device)
+    t = measure({"dwconv": lambda: dwconv.depthwise_conv2d(x, w, padding=1, backend=backend),
+                 "torch": lambda: F.conv2d(x, w, padding=1, groups=8)}, min_time, device)
+    return {k: v["median_s"] * 1e6 for k, v in t.items()}
+
+
+def run_models(names: Sequence[str], *, batch: int, size: int, layouts: Sequence[str],
+               passes: Sequence[str], device: torch.device, backend: str, min_time: float,
+               dtype: torch.dtype = torch.float32,
+               progress: Callable[[str], None] = print) -> list[dict]:
+    """Whole torchvision models (weights=None, eval): PyTorch vs a dwconv.convert()ed copy."""
+    import torchvision
+    rows = []
+    for name in names:
+        ref = getattr(torchvision.models, name)(weights=None).eval().to(device, dtype)
+        conv = copy.deepcopy(ref)
+        replaced = dwconv.convert(conv, backend=None if backend == "auto" else backend)
+        for layout in layouts:
+            fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+            ref, conv = ref.to(memory_format=fmt), conv.to(memory_format=fmt)
+            x = torch.randn(batch, 3, size, size, device=device, dtype=dtype).contiguous(
+                memory_format=fmt)
+            for pass_ in passes:
+                progress(f"{name}/N{batch}/{layout}/{pass_}")
+                if pass_ == "fwd":
+                    def fn(model):
+                        with torch.no_grad():
+                            return model(x)
+                else:
+                    def fn(model):
+                        model.zero_grad(set_to_none=True)
+                        y = model(x)
+                        y.float().sum().backward()
+                        return y
+                err = _max_rel_err(fn(conv).detach(), fn(ref).detach())  # and the warm-up
+                t = measure({"dwconv": lambda: fn(conv), "torch": lambda: fn(ref)}, min_time,
+                            device, warmup=False)
+                dw_s, pt_s = t["dwconv"]["median_s"], t["torch"]["median_s"]
+                rows.append({
+                    "id": f"model/{name}/N{batch}/{size}/{layout}/{pass_}", "model": name,
+                    "N": batch, "input_size": size, "layout": layout, "pass": pass_,
+                    "dtype": str(dtype).removeprefix("torch."), "device": str(device),
+                    "converted_layers": replaced, "dwconv_ms": dw_s * 1e3, "torch_ms": pt_s * 1e3,
+                    "speedup": pt_s / dw_s, "spread": {k: v["spread"] for k, v in t.items()},
+                    "max_rel_err": err,
+                    # rounding adds up through a deep network
+                    "check_ok": err <= 10 * _CHECK_RTOL.get(dtype, 1e-3),
+                })
+    return rows
+
+
+# ----------------------------------------------------------------------------------- summary
+def _geomean(xs: Sequence[float]) -> float | None:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def summarize(rows: Sequence[dict]) -> dict:
+    """Geomean speedups, roofline fractions and issue 2's targets as met / not met."""
+    by_pass = {p: [r for r in rows if r["pass"] == p] for p in PASSES}
+    geo = {p: _geomean([r["speedup"] for r in rs]) for p, rs in by_pass.items()}
+    out_rows = [r for r in by_pass["fwd"] if r.get("dwconv_out_ms")]
+    geo_out = _geomean([r["torch_ms"] / r["dwconv_out_ms"] for r in out_rows])
+    roof = [r["roofline"] for r in rows]
+    mean_roof = sum(roof) / len(roof) if roof else None
+    slower = [r["id"] for r in rows if r["speedup"] < 1]
+    under = [r for r in rows if r["roofline"] < TARGETS["row_roofline_floor"]]
+    under_not_overhead = [r["id"] for r in under if not r["overhead_dominated"]]
+
+    def target(name, value, goal, met):
+        return {"target": name, "value": value, "goal": goal, "met": met}
+
+    targets = [
+        target("no row slower than PyTorch", len(slower), "0 rows", not slower),
+        target("geomean speedup fwd", geo["fwd"], f">= {TARGETS['geomean_speedup_fwd']}x",
+               geo["fwd"] is not None and geo["fwd"] >= TARGETS["geomean_speedup_fwd"]),
+        target("geomean speedup fwd+bwd", geo["fwd+bwd"],
+               f">= {TARGETS['geomean_speedup_fwd+bwd']}x",
+               geo["fwd+bwd"] is not None
+               and geo["fwd+bwd"] >= TARGETS["geomean_speedup_fwd+bwd"]),
+        target("mean roofline fraction", mean_roof, f">= {TARGETS['mean_roofline']:.0%}",
+               mean_roof is not None and mean_roof >= TARGETS["mean_roofline"]),
+        target("rows under 30% of roofline, not overhead-dominated", len(under_not_overhead),
+               "0 rows", not under_not_overhead),
+    ]
+    return {
+        "rows": len(rows), "geomean_speedup": geo, "geomean_speedup_fwd_out": geo_out,
+        "mean_roofline": mean_roof, "slower_than_torch": slower,
+        "under_30pct": [{"id": r["id"], "roofline": r["roofline"],
+                         "overhead_dominated": r["overhead_dominated"]} for r in under],
+        "check_failures": [r["id"] for r in rows if not r["check_ok"]],
+        "targets": targets,
+    }
+
+
+def compare(old: dict, new: dict, threshold: float) -> dict:
+    """Per-row time ratio new/old of dwconv (rows matched by id, kernel and model rows alike);
+    a row regresses when its ratio exceeds `threshold` (1.15: 15% slower)."""
+    def index(result):
+        return {r["id"]: r for r in result.get("rows", []) + result.get("models", [])}
+    old_rows, new_rows = index(old), index(new)
+    ratios = []
+    for rid, r in new_rows.items():
+        if rid in old_rows:
+            o = old_rows[rid]
+            ratio = r["dwconv_ms"] / o["dwconv_ms"]
+            ratios.append({"id": rid, "old_ms": o["dwconv_ms"], "new_ms": r["dwconv_ms"],
+                           "ratio": ratio, "torch_ratio": r["torch_ms"] / o["torch_ms"],
+                           "regressed": ratio > threshold})
+    return {"threshold": threshold, "rows": ratios,
+            "regressions": [r["id"] for r in ratios if r["regressed"]],
+            "only_old": sorted(old_rows.keys() - new_rows.keys()),
+            "only_new": sorted(new_rows.keys() - old_rows.keys())}
+
+
+# ----------------------------------------------------------------------------------- driver
+def run(cases: Sequence[Case], *, device: str = "cpu", backend: str = "auto",
+        min_time: float = 0.3, bandwidth_time: float = 0.2, models: Sequence[str] = (),
+        model_batch: int = 1, model_size: int = 224, model_layouts: Sequence[str] = LAYOUTS,
+        model_passes: Sequence[str] = PASSES, progress=None) -> dict:
+    """Runs the rows (and model rows) and returns the JSON-able result: header, rows, models,
+    summary. `progress(description, advance)` is called as work proceeds (rich's, in the CLI)."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {device}: CUDA is not available here "
+                           f"(torch {torch.__version__}, built with CUDA {torch.version.cuda}; "
+                           f"torch.cuda.is_available() is False)")
+    progress = progress or (lambda desc, advance=0: None)
+    start = time.perf_counter()
+    header = machine.machine_header()
+    header["device"] = str(dev)
+    header["cpus"] = os.cpu_count()
+    header["load_avg"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    progress("measuring peak and per-call overhead", 0)
+    dtype = cases[0].dtype if cases else torch.float32
+    header["peak_gflops"] = machine.peak_gflops(dtype, str(dev))
+    header["per_call_us"] = per_call_overhead(dev, backend, min(min_time, 0.1))
+    header["timing"] = (f"median of interleaved ~2 ms blocks, >= 3 blocks and >= {min_time} s "
+                        f"per implementation and row; output allocation included")
+    header["overhead_threshold_us"] = OVERHEAD_S * 1e6
+    bandwidth = _Bandwidth(dev, bandwidth_time)
+    rows = []
+    for case in cases:
+        progress(case.id, 0)
+        rows.append(run_case(case, device=dev, backend=backend, min_time=min_time,
+                             bandwidth=bandwidth, peak_gflops=header["peak_gflops"]))
+        progress(case.id, 1)
+    model_rows = []
+    if models:
+        model_rows = run_models(models, batch=model_batch, size=model_size,
+                                layouts=model_layouts, passes=model_passes, device=dev,
+                                backend=backend, min_time=min_time, dtype=dtype,
+                                progress=lambda d: progress(d, 1))
+    header["bandwidth_gbs"] = {str(int(2 ** (k / 2))): v
+                               for k, v in sorted(bandwidth.cache.items())}
+    header["duration_s"] = time.perf_counter() - start
+    return {"header": header, "rows": rows, "models": model_rows, "summary": summarize(rows)}
+
+
+def _ms(v: float) -> str:
+    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def to_markdown(result: dict) -> str:
+    """The result as Markdown (machine line, one table row per benchmark row, targets), for a
+    README or an issue note."""
+    h, s = result["header"], result["summary"]
+    lines = [f"{h.get('cpu')}, {h.get('threads')} threads, ISA {h.get('cpu_isa')}, torch "
+             f"{h.get('torch')}, dwconv {h.get('dwconv')} ({h.get('commit')}), device "
+             f"{h.get('device')}; peak {h.get('peak_gflops', 0):.0f} GFLOP/s; load average at "
+             f"start {(h.get('load_avg') or [math.nan])[0]:.1f}; {h.get('timing', '')}.", ""]
+    if result["rows"]:
+        lines += ["| layer | N | shape k/s | layout | pass | torch ms | dwconv ms | out= ms | "
+                  "speedup | GB/s | GFLOP/s | roofline | kernel |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in result["rows"]:
+            out = "-" if r["dwconv_out_ms"] is None else _ms(r["dwconv_out_ms"])
+            lines.append(
+                f"| {r['network']} {r['layer']} | {r['N']} | {r['C']}x{r['H']}x{r['W']} "
+                f"{r['kh']}x{r['kw']}/{r['stride']} | {r['layout']} | {r['pass']} | "
+                f"{_ms(r['torch_ms'])} | {_ms(r['dwconv_ms'])} | {out} | {r['speedup']:.2f}x | "
+                f"{r['gbs']:.1f} | {r['gflops']:.1f} | {r['roofline']:.0%}"
+                f"{' (overhead)' if r['overhead_dominated'] else ''} | "
+                f"{', '.join(r['kernels'])} |")
+        lines.append("")
+    if result.get("models"):
+        lines += ["| model | N | input | layout | pass | torch ms | dwconv ms | speedup |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in result["models"]:
+            lines.append(f"| {r['model']} | {r['N']} | {r['input_size']} | {r['layout']} | "
+                         f"{r['pass']} | {_ms(r['torch_ms'])} | {_ms(r['dwconv_ms'])} | "
+                         f"{r['speedup']:.2f}x |")
+        lines.append("")
+    if result["rows"]:
+        lines += ["| target (issue 2) | value | goal | met |", "|---|---|---|---|"]
+        for t in s["targets"]:
+            v = t["value"]
+            v = "-" if v is None else f"{v:.0%}" if "fraction" in t["target"] else \
+                f"{v:.2f}x" if isinstance(v, float) else str(v)
+            lines.append(f"| {t['target']} | {v} | {t['goal']} | {'yes' if t['met'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def load_json(path: str | Path) -> dict:
+    with open(path) as f:
+        result = json.load(f)
+    if not isinstance(result, dict) or "rows" not in result:
+        raise ValueError(f"{path}: not a `dwconv bench --json` result (no 'rows')")
+    return result

@@ -1,0 +1,122 @@
+"""The benchmark harness: shapes file, byte/flop formulas, timing, summary and --compare logic."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dwconv import benchmark as B
+
+
+def _layer(**kw):
+    base = dict(network="net", layer="l", C=4, H=6, W=6, kh=3, kw=3, stride=1, padding=1,
+                dilation=1, multiplier=1, bias=False, batches=(2,), suites=("default",))
+    return B.Layer(**{**base, **kw})
+
+
+def test_default_suite_covers_the_issue_layers():
+    layers = B.load_layers(suite="default")
+    kinds = {(l.network, l.kh, l.stride) for l in layers}
+    for kind in [("mobilenet_v2", 3, 1), ("mobilenet_v2", 3, 2), ("efficientnet_b0", 5, 1),
+                 ("convnext_tiny", 7, 1), ("replknet31b", 31, 1)]:
+        assert kind in kinds
+    for l in layers:
+        assert l.batches == ((1, 8) if l.kh >= 13 else (1, 32))
+    assert set(B.load_layers(suite="full")) > set(layers)
+    cases = B.expand(layers)
+    assert len(cases) == 2 * 2 * 2 * len(layers)
+    assert len({c.id for c in cases}) == len(cases)
+
+
+def test_shapes_file_errors_name_the_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("# comment\nnetwork,layer,C,H,W,kernel,stride,padding,dilation,multiplier,"
+                   "bias,batches,suites\nnet,l,4,6,6,3,one,1,1,1,0,1,default\n")
+    with pytest.raises(ValueError, match=r"bad.csv:3"):
+        B.load_layers(bad)
+    with pytest.raises(FileNotFoundError, match="--shapes"):
+        B.load_layers(tmp_path / "missing.csv")
+
+
+def test_bytes_and_flops_by_hand():
+    # N=2, C=4, 6x6, 3x3 s1 p1: x = y = 2*4*36 = 288 elements, w = 36
+    fwd = B.Case(_layer(), 2, "nchw", "fwd")
+    assert fwd.output_shape == (2, 4, 6, 6)
+    assert fwd.min_bytes == 4 * (288 + 36 + 288) == 2448
+    assert fwd.flops == 2 * 288 * 9 == 5184
+    both = B.Case(_layer(), 2, "nchw", "fwd+bwd")
+    assert [c[0] for c in both.pass_costs()] == ["fwd", "bwdi", "bwdw"]
+    assert both.min_bytes == 3 * 2448
+    assert both.flops == 3 * 5184
+    # C=3, 7x5, 3x3 s2 p1, multiplier 2, bias, N=1: out 4x3; x = 105, w = 54, b = 6, y = 72
+    odd = B.Case(_layer(C=3, H=7, W=5, stride=2, multiplier=2, bias=True), 1, "nchw", "fwd+bwd")
+    y = F.conv2d(torch.zeros(1, 3, 7, 5), torch.zeros(6, 1, 3, 3), stride=2, padding=1, groups=3)
+    assert odd.output_shape == tuple(y.shape) == (1, 6, 4, 3)
+    assert odd.pass_costs() == [("fwd", 4 * (105 + 54 + 6 + 72), 2 * 72 * 9),
+                                ("bwdi", 4 * (72 + 54 + 105), 2 * 72 * 9),
+                                ("bwdw", 4 * (72 + 105 + 54 + 6), 2 * 72 * 9)]
+    assert B.Case(_layer(), 2, "nchw", "fwd", torch.bfloat16).min_bytes == 2448 // 2
+
+
+def test_measure_times_every_function():
+    x = torch.randn(64, 64)
+    t = B.measure({"fast": lambda: x + 1, "slow": lambda: x @ x @ x}, 0.01, torch.device("cpu"))
+    assert set(t) == {"fast", "slow"}
+    assert all(v["median_s"] > 0 and v["spread"] >= 0 for v in t.values())
+
+
+def test_case_functions_agree_with_pytorch():
+    for pass_ in B.PASSES:
+        case = B.Case(_layer(bias=True, multiplier=2), 2, "channels_last", pass_)
+        fns, backend = B.case_functions(case)
+        assert backend == "cpu"
+        assert B._max_rel_err(fns["dwconv"](), fns["torch"]()) < 1e-5
+        if pass_ == "fwd":
+            out = fns["dwconv_out"]()
+            assert out.is_contiguous(memory_format=torch.channels_last)
+            assert B._max_rel_err(out, fns["torch"]()) < 1e-5
+
+
+def _row(rid, pass_, speedup, roofline, dwconv_ms=1.0):
+    return {"id": rid, "pass": pass_, "speedup": speedup, "roofline": roofline,
+            "dwconv_ms": dwconv_ms, "torch_ms": dwconv_ms * speedup, "dwconv_out_ms": None,
+            "overhead_dominated": dwconv_ms < 0.05, "check_ok": True}
+
+
+def test_summary_and_targets():
+    rows = [_row("a", "fwd", 2.0, 0.9), _row("b", "fwd", 4.5, 0.7),
+            _row("c", "fwd+bwd", 8.0, 0.8), _row("d", "fwd+bwd", 0.5, 0.2, dwconv_ms=0.01)]
+    s = B.summarize(rows)
+    assert s["geomean_speedup"]["fwd"] == pytest.approx(3.0)
+    assert s["geomean_speedup"]["fwd+bwd"] == pytest.approx(2.0)
+    assert s["mean_roofline"] == pytest.approx(0.65)
+    assert s["slower_than_torch"] == ["d"]
+    assert s["under_30pct"] == [{"id": "d", "roofline": 0.2, "overhead_dominated": True}]
+    met = {t["target"]: t["met"] for t in s["targets"]}
+    assert met == {"no row slower than PyTorch": False, "geomean speedup fwd": True,
+                   "geomean speedup fwd+bwd": False, "mean roofline fraction": True,
+                   "rows under 30% of roofline, not overhead-dominated": True}
+
+
+def test_compare_flags_rows_beyond_the_threshold():
+    old = {"rows": [_row("a", "fwd", 2, 0.5, 1.0), _row("b", "fwd", 2, 0.5, 2.0),
+                    _row("gone", "fwd", 2, 0.5)], "models": []}
+    new = {"rows": [_row("a", "fwd", 2, 0.5, 1.1), _row("b", "fwd", 2, 0.5, 2.4),
+                    _row("new", "fwd", 2, 0.5)], "models": []}
+    c = B.compare(old, new, threshold=1.15)
+    assert {r["id"]: r["ratio"] for r in c["rows"]} == pytest.approx({"a": 1.1, "b": 1.2})
+    assert c["regressions"] == ["b"]
+    assert c["only_old"] == ["gone"] and c["only_new"] == ["new"]
+    assert B.compare(old, new, threshold=1.25)["regressions"] == []
+    assert math.isclose(c["rows"][0]["torch_ratio"], 1.1)
+
+
+def test_model_rows_compare_converted_model_with_pytorch():
+    rows = B.run_models(["mobilenet_v2"], batch=1, size=32, layouts=["channels_last"],
+                        passes=["fwd"], device=torch.device("cpu"), backend="auto",
+                        min_time=0.001)
+    (row,) = rows
+    assert row["id"] == "model/mobilenet_v2/N1/32/channels_last/fwd"
+    assert row["converted_layers"] == 17 and row["check_ok"]
+    assert row["speedup"] == pytest.approx(row["torch_ms"] / row["dwconv_ms"])
