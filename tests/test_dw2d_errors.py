@@ -176,3 +176,14 @@ def test_env_unknown_isa_fails_at_import():
     result = _import_with_isa("sse9")
     assert result.returncode != 0
     assert "unknown ISA 'sse9' (expected scalar, avx2 or avx512)" in result.stderr
+
+
+_UNUSABLE = [isa for isa in ("scalar", "avx2", "avx512")
+             if isa not in dwconv._C.cpu_isas_supported()]
+
+
+@pytest.mark.skipif(not _UNUSABLE, reason="this CPU and build support every ISA")
+def test_env_unsupported_isa_fails_at_import():
+    result = _import_with_isa(_UNUSABLE[0])
+    assert result.returncode != 0
+    assert f"'{_UNUSABLE[0]}' is not available on this CPU/build" in result.stderr

@@ -111,3 +111,12 @@ def test_torch_export():
     targets = {str(n.target) for n in exported.graph.nodes if n.op == "call_function"}
     assert "dwconv.dw2d_fwd.default" in targets, targets
     torch.testing.assert_close(exported.module()(x), net(x), rtol=0, atol=0)
+
+
+def test_backend_registry_and_build_info():
+    assert dwconv.backends()["cpu"] is None and dwconv.backends()["torch"] is None
+    assert {"cpu", "torch"} <= set(dwconv.available_backends())
+    info = dwconv.build_info()
+    assert info["cpu_isa"] in info["cpu_isas_supported"]
+    assert set(info["cpu_isas_supported"]) <= set(info["cpu_isas_compiled"])
+    assert "scalar" in info["cpu_isas_supported"]
