@@ -104,6 +104,20 @@ def test_torch_compile_fullgraph(memory_format):
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
 
 
+def test_torch_compile_dynamic_shapes():
+    """Fake kernels work on symbolic shapes: one compiled graph serves several input sizes."""
+    torch._dynamo.reset()
+    net = TinyNet()
+    compiled = torch.compile(net, fullgraph=True, backend="aot_eager", dynamic=True)
+    for shape in [(2, 8, 10, 12), (3, 8, 14, 9), (1, 8, 7, 7)]:
+        x = torch.randn(shape, requires_grad=True)
+        y = compiled(x)
+        (gx,) = torch.autograd.grad(y.sum(), x)
+        expected = net(x)
+        torch.testing.assert_close(y, expected, rtol=0, atol=0)
+        torch.testing.assert_close(gx, torch.autograd.grad(expected.sum(), x)[0], rtol=0, atol=0)
+
+
 def test_torch_export():
     net = TinyNet().eval()
     x = torch.randn(2, 8, 10, 12)
