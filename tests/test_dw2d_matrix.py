@@ -65,7 +65,7 @@ def test_non_contiguous(case, cpu_isa):
 FLOAT64_CASES = [CASES[i] for i in (1, 3, 9, 10, 13, 17)]
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", LAYOUTS + ["sliced"])
 @pytest.mark.parametrize("case", FLOAT64_CASES, ids=str)
 def test_float64(case, layout):
     check_case(case.with_(layout=layout), dtype=torch.float64)
@@ -75,7 +75,7 @@ HALF_CASES = [CASES[i] for i in (2, 3, 6, 9, 12)]
 
 
 @pytest.mark.parametrize("dtype", HALF, ids=str)
-@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("layout", LAYOUTS + ["transposed"])
 @pytest.mark.parametrize("case", HALF_CASES, ids=str)
 def test_half(case, layout, dtype):
     check_case(case.with_(layout=layout), dtype=dtype)

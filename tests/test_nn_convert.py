@@ -131,6 +131,10 @@ def test_module_strided_dilated_unbatched_and_dtype():
     with torch.no_grad():
         assert_close(dw(x), copy.deepcopy(conv).double()(x.double()), backend="cpu",
                      dtype=torch.float32)
+    conv, dw = _pair(m=1, kernel_size=3, padding=2, padding_mode="reflect")
+    with torch.no_grad():
+        assert_close(dw(x), copy.deepcopy(conv).double()(x.double()), backend="cpu",
+                     dtype=torch.float32)
     dw64 = DepthwiseConv2d(6, 6, 3, dtype=torch.float64)
     assert dw64.weight.dtype == torch.float64 and dw64(torch.randn(1, 6, 5, 5).double()).dtype \
         == torch.float64
