@@ -8,6 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 import dwconv
 from dwcase import HALF, Case, check_case, layout_as
+from tolerances import assert_close
 
 # One line per thing worth covering; ISAs and layouts are crossed only where it matters.
 CASES = [
@@ -98,20 +99,19 @@ def test_output_memory_format_follows_input(layout):
 
 
 def test_unbatched_input(cpu_isa):
+    """[C, H, W] input gives a [C*m, H', W'] output and [C, H, W] gradient, like nn.Conv2d."""
     x = torch.randn(6, 9, 10, requires_grad=True)
     w = torch.randn(12, 1, 3, 3, requires_grad=True)
     y = dwconv.depthwise_conv2d(x, w, None, 1, "same", backend="cpu")
-    ref = F.conv2d(x.unsqueeze(0).double(), w.double(), None, 1, "same", groups=6).squeeze(0)
-    assert y.shape == (12, 9, 10)
-    check_unbatched = dwconv.reference.depthwise_conv2d(x.detach(), w.detach(), padding="same")
-    assert torch.equal(ref, check_unbatched.double())  # reference handles [C,H,W] too
-    from tolerances import assert_close
+    x64, w64 = (t.detach().double().requires_grad_() for t in (x, w))
+    ref = dwconv.reference.depthwise_conv2d(x64, w64, padding="same")
+    assert y.shape == ref.shape == (12, 9, 10)
     assert_close(y, ref, backend="cpu", dtype=torch.float32)
-    gx, gw = torch.autograd.grad(y.sum(), (x, w))
-    rgx, rgw = torch.autograd.grad(ref.sum(), (x, w))
-    assert gx.shape == x.shape
-    assert_close(gx, rgx.double(), backend="cpu", dtype=torch.float32, what="grad_input")
-    assert_close(gw, rgw.double(), backend="cpu", dtype=torch.float32, what="grad_weight")
+    g = torch.randn(ref.shape)
+    for name, a, e in zip(("grad_input", "grad_weight"), torch.autograd.grad(y, (x, w), g),
+                          torch.autograd.grad(ref, (x64, w64), g.double())):
+        assert a.shape == e.shape
+        assert_close(a, e, backend="cpu", dtype=torch.float32, what=name)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True, database=None)
