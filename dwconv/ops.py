@@ -19,6 +19,7 @@ __all__ = ["depthwise_conv2d"]
 # They validate like the real kernels (so a bad call fails while tracing or on the meta device, not
 # later) and give outputs the real kernels' shapes, dtypes and memory formats.
 def _empty(like, size, memory_format=torch.contiguous_format):
+    # new_empty takes no memory_format
     return torch.empty(size, dtype=like.dtype, device=like.device, memory_format=memory_format)
 
 
@@ -32,7 +33,6 @@ def _check_grad_out(grad_out, other, other_name, expected):
                            f"{list(grad_out.shape)}")
 
 
-@torch.library.register_fake("dwconv::dw2d_fwd")
 def _dw2d_fwd_fake(input, weight, bias, stride, padding, dilation):
     oh, ow = _args.check_depthwise(input, weight, bias, stride, padding, dilation)
     return _empty(input, (input.shape[0], weight.shape[0], oh, ow), suggest_memory_format(input))
@@ -48,7 +48,6 @@ def _dw2d_fwd_out_fake(input, weight, bias, stride, padding, dilation, *, out):
     return None
 
 
-@torch.library.register_fake("dwconv::dw2d_bwdi")
 def _dw2d_bwdi_fake(grad_out, weight, input_size, stride, padding, dilation):
     input = _empty(grad_out, input_size)
     oh, ow = _args.check_depthwise(input, weight, None, stride, padding, dilation)
@@ -56,7 +55,6 @@ def _dw2d_bwdi_fake(grad_out, weight, input_size, stride, padding, dilation):
     return _empty(grad_out, input_size, suggest_memory_format(grad_out))
 
 
-@torch.library.register_fake("dwconv::dw2d_bwdw")
 def _dw2d_bwdw_fake(grad_out, input, kernel_size, stride, padding, dilation):
     if grad_out.dim() != 4:
         raise RuntimeError(f"dwconv: grad_output must be 4-D, got shape {list(grad_out.shape)}")
@@ -77,23 +75,23 @@ def _dw2d_setup_context(ctx, inputs, output):
     ctx.geometry = (stride, padding, dilation)
 
 
-def _dw2d_backward(ctx, grad_out):
-    input, weight = ctx.saved_tensors
-    stride, padding, dilation = ctx.geometry
-    grad_input = grad_weight = grad_bias = None
-    if ctx.needs_input_grad[0]:
-        grad_input = torch.ops.dwconv.dw2d_bwdi(grad_out, weight, ctx.input_size, stride,
-                                                padding, dilation)
-    if ctx.needs_input_grad[1]:
-        grad_weight = torch.ops.dwconv.dw2d_bwdw(grad_out, input, ctx.kernel_size, stride,
-                                                 padding, dilation)
-    if ctx.needs_input_grad[2]:
-        grad_bias = grad_out.sum((0, 2, 3))
-    return grad_input, grad_weight, grad_bias, None, None, None
+def _dw2d_backward(suffix):
+    """Backward of dw2d_fwd{suffix}, made of the same family's registered backward ops."""
+    bwdi = getattr(torch.ops.dwconv, f"dw2d_bwdi{suffix}")
+    bwdw = getattr(torch.ops.dwconv, f"dw2d_bwdw{suffix}")
 
-
-torch.library.register_autograd("dwconv::dw2d_fwd", _dw2d_backward,
-                                setup_context=_dw2d_setup_context)
+    def backward(ctx, grad_out):
+        input, weight = ctx.saved_tensors
+        stride, padding, dilation = ctx.geometry
+        grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_input = bwdi(grad_out, weight, ctx.input_size, stride, padding, dilation)
+        if ctx.needs_input_grad[1]:
+            grad_weight = bwdw(grad_out, input, ctx.kernel_size, stride, padding, dilation)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_out.sum((0, 2, 3))
+        return grad_input, grad_weight, grad_bias, None, None, None
+    return backward
 
 
 def _no_double_backward(name):
@@ -103,9 +101,20 @@ def _no_double_backward(name):
     return backward
 
 
-for _op in ("dw2d_bwdi", "dw2d_bwdw"):
-    torch.library.register_autograd(f"dwconv::{_op}", _no_double_backward(_op),
-                                    setup_context=lambda ctx, inputs, output: None)
+def register_family(suffix: str = "") -> None:
+    """Fake kernels and autograd for one family of ops with the dw2d_fwd/bwdi/bwdw schemas:
+    dwconv::dw2d_fwd{suffix}, dw2d_bwdi{suffix}, dw2d_bwdw{suffix} (e.g. suffix "_triton")."""
+    fakes = {"fwd": _dw2d_fwd_fake, "bwdi": _dw2d_bwdi_fake, "bwdw": _dw2d_bwdw_fake}
+    for name, fake in fakes.items():
+        torch.library.register_fake(f"dwconv::dw2d_{name}{suffix}", fake)
+    torch.library.register_autograd(f"dwconv::dw2d_fwd{suffix}", _dw2d_backward(suffix),
+                                    setup_context=_dw2d_setup_context)
+    for name in (f"dw2d_bwdi{suffix}", f"dw2d_bwdw{suffix}"):
+        torch.library.register_autograd(f"dwconv::{name}", _no_double_backward(name),
+                                        setup_context=lambda ctx, inputs, output: None)
+
+
+register_family()
 
 
 # ------------------------------------------------------------------------ public function
