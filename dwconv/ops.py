@@ -20,8 +20,7 @@ def _out_hw(h, w, kh, kw, stride, padding, dilation):
             _args.output_size(w, kw, stride[1], dilation[1], padding[2], padding[3]))
 
 
-# ------------------------------------------------------------------------- fake kernels
-@torch.library.register_fake("dwconv::dw2d_fwd")
+# ------------------------------------------------- fake kernels and autograd, per op family
 def _dw2d_fwd_fake(input, weight, bias, stride, padding, dilation):
     n, _, h, w = input.shape
     oh, ow = _out_hw(h, w, weight.shape[2], weight.shape[3], stride, padding, dilation)
@@ -29,22 +28,18 @@ def _dw2d_fwd_fake(input, weight, bias, stride, padding, dilation):
                            memory_format=suggest_memory_format(input))
 
 
-@torch.library.register_fake("dwconv::dw2d_fwd_out")
 def _dw2d_fwd_out_fake(input, weight, bias, stride, padding, dilation, *, out):
     return None
 
 
-@torch.library.register_fake("dwconv::dw2d_bwdi")
 def _dw2d_bwdi_fake(grad_out, weight, input_size, stride, padding, dilation):
     return grad_out.new_empty(input_size, memory_format=suggest_memory_format(grad_out))
 
 
-@torch.library.register_fake("dwconv::dw2d_bwdw")
 def _dw2d_bwdw_fake(grad_out, input, kernel_size, stride, padding, dilation):
     return grad_out.new_empty((grad_out.shape[1], 1, kernel_size[0], kernel_size[1]))
 
 
-# ------------------------------------------------------------------------------ autograd
 def _dw2d_setup_context(ctx, inputs, output):
     input, weight, bias, stride, padding, dilation = inputs
     ctx.save_for_backward(input if ctx.needs_input_grad[1] else None,
@@ -54,23 +49,20 @@ def _dw2d_setup_context(ctx, inputs, output):
     ctx.geometry = (stride, padding, dilation)
 
 
-def _dw2d_backward(ctx, grad_out):
-    input, weight = ctx.saved_tensors
-    stride, padding, dilation = ctx.geometry
-    grad_input = grad_weight = grad_bias = None
-    if ctx.needs_input_grad[0]:
-        grad_input = torch.ops.dwconv.dw2d_bwdi(grad_out, weight, ctx.input_size, stride,
-                                                padding, dilation)
-    if ctx.needs_input_grad[1]:
-        grad_weight = torch.ops.dwconv.dw2d_bwdw(grad_out, input, ctx.kernel_size, stride,
-                                                 padding, dilation)
-    if ctx.needs_input_grad[2]:
-        grad_bias = grad_out.sum((0, 2, 3))
-    return grad_input, grad_weight, grad_bias, None, None, None
-
-
-torch.library.register_autograd("dwconv::dw2d_fwd", _dw2d_backward,
-                                setup_context=_dw2d_setup_context)
+def _dw2d_backward_with(bwdi, bwdw):
+    """The forward op's backward, built from a family's own backward ops."""
+    def backward(ctx, grad_out):
+        input, weight = ctx.saved_tensors
+        stride, padding, dilation = ctx.geometry
+        grad_input = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_input = bwdi(grad_out, weight, ctx.input_size, stride, padding, dilation)
+        if ctx.needs_input_grad[1]:
+            grad_weight = bwdw(grad_out, input, ctx.kernel_size, stride, padding, dilation)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_out.sum((0, 2, 3))
+        return grad_input, grad_weight, grad_bias, None, None, None
+    return backward
 
 
 def _no_double_backward(name):
@@ -80,9 +72,27 @@ def _no_double_backward(name):
     return backward
 
 
-for _op in ("dw2d_bwdi", "dw2d_bwdw"):
-    torch.library.register_autograd(f"dwconv::{_op}", _no_double_backward(_op),
-                                    setup_context=lambda ctx, inputs, output: None)
+def _register_dw2d_family(fwd: str, bwdi: str, bwdw: str, fwd_out: str | None = None) -> None:
+    """Fake kernels for every op of one dw2d op family (e.g. the native ops, or the *_emu ops of
+    the CUDA emulation), autograd for its forward from its own backward ops, and no double
+    backward through those."""
+    torch.library.register_fake(f"dwconv::{fwd}", _dw2d_fwd_fake)
+    torch.library.register_fake(f"dwconv::{bwdi}", _dw2d_bwdi_fake)
+    torch.library.register_fake(f"dwconv::{bwdw}", _dw2d_bwdw_fake)
+    if fwd_out:
+        torch.library.register_fake(f"dwconv::{fwd_out}", _dw2d_fwd_out_fake)
+    torch.library.register_autograd(
+        f"dwconv::{fwd}",
+        _dw2d_backward_with(getattr(torch.ops.dwconv, bwdi), getattr(torch.ops.dwconv, bwdw)),
+        setup_context=_dw2d_setup_context)
+    for op in (bwdi, bwdw):
+        torch.library.register_autograd(f"dwconv::{op}", _no_double_backward(op),
+                                        setup_context=lambda ctx, inputs, output: None)
+
+
+_register_dw2d_family("dw2d_fwd", "dw2d_bwdi", "dw2d_bwdw", fwd_out="dw2d_fwd_out")
+if hasattr(torch.ops.dwconv, "dw2d_fwd_emu"):  # built with the CUDA emulation (backend cuda_emu)
+    _register_dw2d_family("dw2d_fwd_emu", "dw2d_bwdi_emu", "dw2d_bwdw_emu")
 
 
 # ------------------------------------------------------------------------ public function

@@ -103,7 +103,7 @@ __device__ __forceinline__ void gld_vec(const T* p, typename Num<T>::A (&out)[VE
   } else {
 #if defined(DWCONV_CUDA_EMU)
     if (reinterpret_cast<uintptr_t>(p) % 16)
-      ::cuda_emu::fail_thread("misaligned 16-byte vector load");
+      ::cuda_emu::fail_thread(::cuda_emu::where_now() + ": misaligned 16-byte vector load");
     ::cuda_emu::check_global(p, 16, false);
     uint4 raw = *reinterpret_cast<const uint4*>(p);
 #else
@@ -128,7 +128,7 @@ __device__ __forceinline__ void gst_vec(T* p, const typename Num<T>::A (&in)[VEC
     memcpy(&raw, &pk, 16);
 #if defined(DWCONV_CUDA_EMU)
     if (reinterpret_cast<uintptr_t>(p) % 16)
-      ::cuda_emu::fail_thread("misaligned 16-byte vector store");
+      ::cuda_emu::fail_thread(::cuda_emu::where_now() + ": misaligned 16-byte vector store");
     ::cuda_emu::check_global(p, 16, true);
 #endif
     *reinterpret_cast<uint4*>(p) = raw;

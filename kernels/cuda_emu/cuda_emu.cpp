@@ -277,6 +277,8 @@ bool run_block(int nthreads) {
 
 }  // namespace
 
+std::string where_now() { return where(); }
+
 void syncthreads() {
   tl_emu.cur->state = State::Barrier;
   yield();
@@ -422,5 +424,6 @@ bool launch(const char* kernel, dim3 grid, dim3 block, size_t dyn_shared_bytes,
 
 const std::string& last_error() { return tl_emu.error; }
 void set_schedule(int order) { tl_emu.order = order; }
+int schedule() { return tl_emu.order; }
 
 }  // namespace cuda_emu

@@ -25,6 +25,8 @@
 #include <functional>
 #include <string>
 
+#include "cuda_emu_api.h"
+
 // ----------------------------------------------------------------------------- CUDA vocabulary
 #define __global__
 #define __device__
@@ -75,20 +77,14 @@ void syncwarp(unsigned mask);
 // mode 0: down, 1: xor, 2: idx; the value travels as 8 raw bytes
 uint64_t shfl_raw(unsigned mask, uint64_t value, int mode, int arg, int width);
 [[noreturn]] void fail_thread(const std::string& what);  // records the error, ends this thread
+std::string where_now();  // "kernel block (x,y,z) thread (x,y,z)" of the running thread
 void report(const std::string& what);                     // records the error (first one wins)
 
-// Global memory the launched kernels may touch: [p, p + bytes).
-void register_buffer(const void* p, size_t bytes, const char* name);
-void clear_buffers();
 void check_global(const void* p, size_t bytes, bool write);
 
 // Runs body once per thread of every block; returns false (and sets last_error) on an error.
 bool launch(const char* kernel, dim3 grid, dim3 block, size_t dyn_shared_bytes,
             const std::function<void()>& body);
-const std::string& last_error();
-// Thread order within a block: 0 forward, 1 reverse, 2 a fixed pseudo-random permutation
-// (results of a correct kernel never depend on it).
-void set_schedule(int order);
 
 // Shared memory: per block, by declaration order.
 struct SharedInfo {
