@@ -3,6 +3,7 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -170,7 +171,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     d["cpu_isas_compiled"] = isa_list(dwconv::cpu::isa_compiled);
 #ifdef DWCONV_WITH_CUDA
     d["cuda_built"] = true;
-    d["cuda_archs"] = std::string(DWCONV_XSTR(DWCONV_CUDA_ARCHS));
+    std::string archs = DWCONV_XSTR(DWCONV_CUDA_ARCHS);
+    std::replace(archs.begin(), archs.end(), ',', ';');
+    d["cuda_archs"] = archs;
 #else
     d["cuda_built"] = false;
     d["cuda_archs"] = std::string();

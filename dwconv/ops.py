@@ -24,8 +24,9 @@ def _out_hw(h, w, kh, kw, stride, padding, dilation):
 def _dw2d_fwd_fake(input, weight, bias, stride, padding, dilation):
     n, _, h, w = input.shape
     oh, ow = _out_hw(h, w, weight.shape[2], weight.shape[3], stride, padding, dilation)
-    return input.new_empty((n, weight.shape[0], oh, ow),
-                           memory_format=suggest_memory_format(input))
+    # (Tensor.new_empty takes no memory_format)
+    return torch.empty((n, weight.shape[0], oh, ow), dtype=input.dtype, device=input.device,
+                       memory_format=suggest_memory_format(input))
 
 
 def _dw2d_fwd_out_fake(input, weight, bias, stride, padding, dilation, *, out):
@@ -33,7 +34,8 @@ def _dw2d_fwd_out_fake(input, weight, bias, stride, padding, dilation, *, out):
 
 
 def _dw2d_bwdi_fake(grad_out, weight, input_size, stride, padding, dilation):
-    return grad_out.new_empty(input_size, memory_format=suggest_memory_format(grad_out))
+    return torch.empty(input_size, dtype=grad_out.dtype, device=grad_out.device,
+                       memory_format=suggest_memory_format(grad_out))
 
 
 def _dw2d_bwdw_fake(grad_out, input, kernel_size, stride, padding, dilation):

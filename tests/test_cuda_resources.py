@@ -8,6 +8,7 @@ build/cuda_resources/ by a hash of the sources and the nvcc version.
 
 import importlib.util
 import os
+import sys
 
 import pytest
 
@@ -15,6 +16,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location("cuda_resources",
                                                os.path.join(ROOT, "scripts", "cuda_resources.py"))
 cuda_resources = importlib.util.module_from_spec(_spec)
+sys.modules["cuda_resources"] = cuda_resources  # dataclasses look their module up there
 _spec.loader.exec_module(cuda_resources)
 
 pytestmark = pytest.mark.skipif(cuda_resources.nvcc() is None,

@@ -70,7 +70,7 @@ struct Dw2d {
     const at::Tensor w = pack_weight(weight, s, layout);
     const std::optional<at::Tensor> b =
         bias ? std::optional<at::Tensor>(bias->contiguous()) : std::nullopt;
-    auto buffers = Target::buffers({{&x, "input"}, {&w, "weight"}, {b ? &*b : nullptr, "bias"},
+    [[maybe_unused]] auto buffers = Target::buffers({{&x, "input"}, {&w, "weight"}, {b ? &*b : nullptr, "bias"},
                                     {&y, "output"}});
     launched(Target::fwd(s, layout, dtype_of(x, Target::name, "input"), x.const_data_ptr(),
                          w.const_data_ptr(), b ? b->const_data_ptr() : nullptr, y.data_ptr(),
@@ -84,7 +84,7 @@ struct Dw2d {
     check_tensor(input, "input");
     const Dw2dShape s = check_fwd(input, weight, bias, stride, padding, dilation);
     check_dims(s, Target::name);
-    auto guard = Target::guard(input);
+    [[maybe_unused]] auto guard = Target::guard(input);
     const Layout layout = layout_of(input);
     at::Tensor y = new_output({s.N, s.cout(), s.OH, s.OW}, input.options(), memory_format(layout));
     if (y.numel() > 0) fwd_into(input, weight, bias, s, layout, y);
@@ -103,7 +103,7 @@ struct Dw2d {
                 "dwconv: out must be [", s.N, ", ", s.cout(), ", ", s.OH, ", ", s.OW,
                 "], got shape ", out.sizes());
     if (out.numel() == 0) return;
-    auto guard = Target::guard(input);
+    [[maybe_unused]] auto guard = Target::guard(input);
     const Layout layout = layout_of(input);
     if (out.is_contiguous(memory_format(layout))) {
       fwd_into(input, weight, bias, s, layout, out);
@@ -123,14 +123,14 @@ struct Dw2d {
     const Dw2dShape s = make_dw2d_shape(in_size, weight.sizes(), stride, padding, dilation);
     check_grad_out(grad_out, s);
     check_dims(s, Target::name);
-    auto guard = Target::guard(grad_out);
+    [[maybe_unused]] auto guard = Target::guard(grad_out);
     const Layout layout = layout_of(grad_out);
     const at::Tensor gy = grad_out.contiguous(memory_format(layout));
     const at::Tensor w = pack_weight(weight, s, layout);
     at::Tensor gx = new_output(in_size, gy.options(), memory_format(layout));
     if (gx.numel() == 0) return gx;
     if (gy.numel() == 0) return gx.zero_();
-    auto buffers = Target::buffers({{&gy, "grad_output"}, {&w, "weight"}, {&gx, "grad_input"}});
+    [[maybe_unused]] auto buffers = Target::buffers({{&gy, "grad_output"}, {&w, "weight"}, {&gx, "grad_input"}});
     launched(Target::bwdi(s, layout, dtype_of(gy, Target::name, "grad_output"),
                           gy.const_data_ptr(), w.const_data_ptr(), gx.data_ptr(),
                           Target::stream(gy)),
@@ -153,7 +153,7 @@ struct Dw2d {
         make_dw2d_shape(input.sizes(), {CO, 1, ks[0], ks[1]}, stride, padding, dilation);
     check_grad_out(grad_out, s);
     check_dims(s, Target::name);
-    auto guard = Target::guard(input);
+    [[maybe_unused]] auto guard = Target::guard(input);
     const Layout layout = layout_of(input);
     const at::Tensor x = input.contiguous(memory_format(layout));
     const at::Tensor gy = grad_out.contiguous(memory_format(layout));
@@ -162,7 +162,7 @@ struct Dw2d {
     const DType dt = dtype_of(x, Target::name, "input");
     const at::Tensor ws = at::empty({Target::bwdw_workspace_bytes(s, layout, dt)},
                                     x.options().dtype(at::kByte));
-    auto buffers = Target::buffers(
+    [[maybe_unused]] auto buffers = Target::buffers(
         {{&gy, "grad_output"}, {&x, "input"}, {&gw, "grad_weight"}, {&ws, "workspace"}});
     launched(Target::bwdw(s, layout, dt, gy.const_data_ptr(), x.const_data_ptr(), gw.data_ptr(),
                           ws.data_ptr(), Target::stream(x)),

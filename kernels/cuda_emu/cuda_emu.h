@@ -160,6 +160,7 @@ T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
 
 // Kernel launch: DWCONV_LAUNCH(kernel, grid, block, dyn_smem, stream, args...) in kernels/cuda.
 #define DWCONV_EMU_LAUNCH(kernel, grid, block, smem, stream, ...)                             \
-  (::cuda_emu::launch(#kernel, (grid), (block), (smem), [&] { kernel(__VA_ARGS__); })         \
+  ((void)(stream), ::cuda_emu::launch(#kernel, (grid), (block), (smem),                       \
+                                     [&] { kernel(__VA_ARGS__); })                           \
        ? cudaSuccess                                                                          \
        : cudaErrorLaunchFailure)
