@@ -25,7 +25,7 @@ __device__ __forceinline__ int source_index(int i, int k, int P, int D, const Fa
 }
 
 template <typename T, typename Sp, int R>
-__global__ __launch_bounds__(kThreads, 1) void dw2d_bwdi_nchw_direct(Dw2dShape s, Decode3 dec, FastDiv32 sh, FastDiv32 sw, const T* __restrict__ gy,
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_bwdi_nchw_direct(Dw2dShape s, Decode3 dec, FastDiv32 sh, FastDiv32 sw, const T* __restrict__ gy,
                                                                   const T* __restrict__ w,
                                                                   T* __restrict__ gx) {
   using A = typename Num<T>::A;
@@ -67,7 +67,7 @@ __global__ __launch_bounds__(kThreads, 1) void dw2d_bwdi_nchw_direct(Dw2dShape s
 }
 
 template <typename T, typename Sp, int R, int VEC>
-__global__ __launch_bounds__(kThreads, 1) void dw2d_bwdi_nhwc_direct(Dw2dShape s, Decode3 dec, FastDiv32 sh, FastDiv32 sw, const T* __restrict__ gy,
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_bwdi_nhwc_direct(Dw2dShape s, Decode3 dec, FastDiv32 sh, FastDiv32 sw, const T* __restrict__ gy,
                                                                   const T* __restrict__ w,
                                                                   T* __restrict__ gx) {
   using A = typename Num<T>::A;

@@ -35,12 +35,13 @@ inline BwdwPlan bwdw_plan(const Dw2dShape& s, Layout layout) {
 }
 
 template <typename T, typename Sp>
-__global__ __launch_bounds__(kThreads, 1) void dw2d_bwdw_nchw_partial(Dw2dShape s, i64 splits, i64 chunk, FastDiv channels, Decode3 pixel,
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_bwdw_nchw_partial(Dw2dShape s, i64 splits, i64 chunk, FastDiv channels, Decode3 pixel,
                                                                    const T* __restrict__ gy,
                                                                    const T* __restrict__ x,
                                                                    typename Num<T>::A* __restrict__ part) {
   using A = typename Num<T>::A;
-  constexpr int K = Sp::K, TAPS = K ? K * K : 1;  // taps summed per pixel sweep
+  // taps summed per pixel sweep: one kernel row when K is known (K accumulators), else one tap
+  constexpr int K = Sp::K, TAPS = K ? K : 1;
   DW_SHARED(A, red, kWarps * TAPS);
   const i64 CO = s.cout(), KW = K ? K : s.KW, KK = K ? K * K : s.KH * s.KW;
   const i64 P = s.N * s.OH * s.OW;
@@ -51,7 +52,7 @@ __global__ __launch_bounds__(kThreads, 1) void dw2d_bwdw_nchw_partial(Dw2dShape 
     const i64 p0 = sp * chunk, p1 = imin(P, p0 + chunk);
     const T* xc = x + int(co) / int(s.M) * s.H * s.W;
     A* out = part + (sp * CO + co) * KK;
-    // taps [t0, t0 + TAPS): all of them at once when K is known, one at a time otherwise
+    // taps [t0, t0 + TAPS)
     for (i64 t0 = 0; t0 < KK; t0 += TAPS) {
       A acc[TAPS];
       DW_UNROLL
@@ -85,12 +86,12 @@ __global__ __launch_bounds__(kThreads, 1) void dw2d_bwdw_nchw_partial(Dw2dShape 
 }
 
 template <typename T, typename Sp>
-__global__ __launch_bounds__(kThreads, 1) void dw2d_bwdw_nhwc_partial(Dw2dShape s, i64 splits, i64 chunk, FastDiv channels, Decode3 pixel,
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_bwdw_nhwc_partial(Dw2dShape s, i64 splits, i64 chunk, FastDiv channels, Decode3 pixel,
                                                                    const T* __restrict__ gy,
                                                                    const T* __restrict__ x,
                                                                    typename Num<T>::A* __restrict__ part) {
   using A = typename Num<T>::A;
-  constexpr int K = Sp::K, TAPS = K ? K * K : 1;
+  constexpr int K = Sp::K, TAPS = K ? K : 1;
   DW_SHARED(A, red, kThreads);  // [row][lane]
   const i64 CO = s.cout(), KW = K ? K : s.KW, KK = K ? K * K : s.KH * s.KW;
   const i64 P = s.N * s.OH * s.OW, CB = ceil_div(CO, kNhwcLanes);
@@ -133,7 +134,7 @@ __global__ __launch_bounds__(kThreads, 1) void dw2d_bwdw_nhwc_partial(Dw2dShape 
 }
 
 template <typename T>
-__global__ __launch_bounds__(kThreads, 1) void dw2d_bwdw_finish(i64 splits, i64 n,
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_bwdw_finish(i64 splits, i64 n,
                                                              const typename Num<T>::A* __restrict__ part,
                                                              T* __restrict__ gw) {
   using A = typename Num<T>::A;

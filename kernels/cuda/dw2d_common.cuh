@@ -203,6 +203,9 @@ struct Decode3 {
 
 // Threads per block of every kernel (the resource table's occupancy assumes it).
 constexpr int kThreads = 256;
+// Blocks per SM every kernel is compiled to fit (at most 128 registers a thread): at least 25%
+// occupancy. ptxas' own choice under a bare __launch_bounds__(256) spills instead.
+constexpr int kMinBlocks = 2;
 // Grid-stride loops cap the grid here; enough blocks to fill any current GPU several times over.
 constexpr i64 kMaxBlocks = 1 << 16;
 

@@ -14,9 +14,12 @@ namespace dwconv {
 namespace DWCONV_NS {
 
 constexpr int kFwdR = 4;  // outputs per thread along W
+// NHWC float64: 2 vectors of 2 doubles per output already; 4 outputs would not fit 128 registers
+template <typename T>
+constexpr int kNhwcR = sizeof(T) == 8 ? 2 : 4;
 
 template <typename T, typename Sp, int R>
-__global__ __launch_bounds__(kThreads, 1) void dw2d_fwd_nchw_direct(Dw2dShape s, Decode3 dec, const T* __restrict__ x,
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_fwd_nchw_direct(Dw2dShape s, Decode3 dec, const T* __restrict__ x,
                                                                  const T* __restrict__ w,
                                                                  const T* __restrict__ b,
                                                                  T* __restrict__ y) {
@@ -94,7 +97,7 @@ bool fwd_uses_klarge(const Dw2dShape& s, Layout layout, DType dt) {
 }
 
 template <typename T>
-__global__ __launch_bounds__(kThreads, 1) void dw2d_fwd_nchw_klarge(Dw2dShape s, Decode3 dec, i64 tile_h, i64 tile_w,
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_fwd_nchw_klarge(Dw2dShape s, Decode3 dec, i64 tile_h, i64 tile_w,
                                                                  const T* __restrict__ x,
                                                                  const T* __restrict__ w,
                                                                  const T* __restrict__ b,
@@ -143,7 +146,7 @@ __global__ __launch_bounds__(kThreads, 1) void dw2d_fwd_nchw_klarge(Dw2dShape s,
 }
 
 template <typename T, typename Sp, int R, int VEC>
-__global__ __launch_bounds__(kThreads, 1) void dw2d_fwd_nhwc_direct(Dw2dShape s, Decode3 dec, const T* __restrict__ x,
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_fwd_nhwc_direct(Dw2dShape s, Decode3 dec, const T* __restrict__ x,
                                                                  const T* __restrict__ w,
                                                                  const T* __restrict__ b,
                                                                  T* __restrict__ y) {
@@ -237,17 +240,17 @@ int dw2d_fwd(const Dw2dShape& s, Layout layout, DType dt, const void* x, const v
     int err = 0;
     auto run = [&](auto sp) {
       using Sp = decltype(sp);
-      constexpr int VEC = 16 / sizeof(T);
+      constexpr int VEC = 16 / sizeof(T), R = kNhwcR<T>;
       if (nhwc_vec_ok<T>(s, {xp, wp, bp, yp})) {
-        const unsigned grid = grid_for(s.N * s.OH * ceil_div(s.OW, kFwdR) * (s.cout() / VEC));
+        const unsigned grid = grid_for(s.N * s.OH * ceil_div(s.OW, R) * (s.cout() / VEC));
         err = static_cast<int>(DWCONV_LAUNCH(
-            (dw2d_fwd_nhwc_direct<T, Sp, kFwdR, VEC>), grid, kThreads, 0, stream, s,
-            Decode3(s.cout() / VEC, ceil_div(s.OW, kFwdR), s.OH), xp, wp, bp, yp));
+            (dw2d_fwd_nhwc_direct<T, Sp, R, VEC>), grid, kThreads, 0, stream, s,
+            Decode3(s.cout() / VEC, ceil_div(s.OW, R), s.OH), xp, wp, bp, yp));
       } else {
-        const unsigned grid = grid_for(s.N * s.OH * ceil_div(s.OW, kFwdR) * s.cout());
+        const unsigned grid = grid_for(s.N * s.OH * ceil_div(s.OW, R) * s.cout());
         err = static_cast<int>(DWCONV_LAUNCH(
-            (dw2d_fwd_nhwc_direct<T, Sp, kFwdR, 1>), grid, kThreads, 0, stream, s,
-            Decode3(s.cout(), ceil_div(s.OW, kFwdR), s.OH), xp, wp, bp, yp));
+            (dw2d_fwd_nhwc_direct<T, Sp, R, 1>), grid, kThreads, 0, stream, s,
+            Decode3(s.cout(), ceil_div(s.OW, R), s.OH), xp, wp, bp, yp));
       }
     };
     if (!dispatch_spec(s, DirectSpecs{}, run)) run(Generic{});
