@@ -207,7 +207,13 @@ constexpr int kThreads = 256;
 // occupancy. ptxas' own choice under a bare __launch_bounds__(256) spills instead.
 constexpr int kMinBlocks = 2;
 // Grid-stride loops cap the grid here; enough blocks to fill any current GPU several times over.
+// The emulation caps it at 3 so that its small test shapes still run every loop (and the barriers
+// that guard shared memory reuse between iterations) more than once per block.
+#if defined(DWCONV_CUDA_EMU)
+constexpr i64 kMaxBlocks = 3;
+#else
 constexpr i64 kMaxBlocks = 1 << 16;
+#endif
 
 // The compile-time specialisations: square kernel K with stride S (both directions), dilation 1.
 // Adding a pair here adds its kernels to every pass that uses the list.
