@@ -15,33 +15,57 @@ from . import _args, backends
 __all__ = ["depthwise_conv2d"]
 
 
-def _out_hw(h, w, kh, kw, stride, padding, dilation):
-    return (_args.output_size(h, kh, stride[0], dilation[0], padding[0], padding[1]),
-            _args.output_size(w, kw, stride[1], dilation[1], padding[2], padding[3]))
+# ------------------------------------------------------------------------- fake kernels
+# They validate like the real kernels (so a bad call fails while tracing or on the meta device, not
+# later) and give outputs the real kernels' shapes, dtypes and memory formats.
+def _empty(like, size, memory_format=torch.contiguous_format):
+    # new_empty takes no memory_format
+    return torch.empty(size, dtype=like.dtype, device=like.device, memory_format=memory_format)
 
 
-# ------------------------------------------------- fake kernels and autograd, per op family
+def _check_grad_out(grad_out, other, other_name, expected):
+    if grad_out.dtype != other.dtype or grad_out.device != other.device:
+        raise RuntimeError(f"dwconv: grad_output ({grad_out.dtype} on {grad_out.device}) and "
+                           f"{other_name} ({other.dtype} on {other.device}) must have the same "
+                           f"dtype and device")
+    if tuple(grad_out.shape) != tuple(expected):
+        raise RuntimeError(f"dwconv: grad_output must be {list(expected)}, got shape "
+                           f"{list(grad_out.shape)}")
+
+
 def _dw2d_fwd_fake(input, weight, bias, stride, padding, dilation):
-    n, _, h, w = input.shape
-    oh, ow = _out_hw(h, w, weight.shape[2], weight.shape[3], stride, padding, dilation)
-    # (Tensor.new_empty takes no memory_format)
-    return torch.empty((n, weight.shape[0], oh, ow), dtype=input.dtype, device=input.device,
-                       memory_format=suggest_memory_format(input))
+    oh, ow = _args.check_depthwise(input, weight, bias, stride, padding, dilation)
+    return _empty(input, (input.shape[0], weight.shape[0], oh, ow), suggest_memory_format(input))
 
 
+@torch.library.register_fake("dwconv::dw2d_fwd_out")
 def _dw2d_fwd_out_fake(input, weight, bias, stride, padding, dilation, *, out):
+    oh, ow = _args.check_depthwise(input, weight, bias, stride, padding, dilation)
+    if tuple(out.shape) != (input.shape[0], weight.shape[0], oh, ow) or out.dtype != input.dtype:
+        raise RuntimeError(f"dwconv: out must be a {input.dtype} tensor of shape "
+                           f"{[input.shape[0], weight.shape[0], oh, ow]}, got {out.dtype} "
+                           f"{list(out.shape)}")
     return None
 
 
 def _dw2d_bwdi_fake(grad_out, weight, input_size, stride, padding, dilation):
-    return torch.empty(input_size, dtype=grad_out.dtype, device=grad_out.device,
-                       memory_format=suggest_memory_format(grad_out))
+    input = _empty(grad_out, input_size)
+    oh, ow = _args.check_depthwise(input, weight, None, stride, padding, dilation)
+    _check_grad_out(grad_out, weight, "weight", (input_size[0], weight.shape[0], oh, ow))
+    return _empty(grad_out, input_size, suggest_memory_format(grad_out))
 
 
 def _dw2d_bwdw_fake(grad_out, input, kernel_size, stride, padding, dilation):
-    return grad_out.new_empty((grad_out.shape[1], 1, kernel_size[0], kernel_size[1]))
+    if grad_out.dim() != 4:
+        raise RuntimeError(f"dwconv: grad_output must be 4-D, got shape {list(grad_out.shape)}")
+    weight_size = (grad_out.shape[1], 1, kernel_size[0], kernel_size[1])
+    oh, ow = _args.check_depthwise(input, _empty(input, weight_size), None, stride, padding,
+                                   dilation)
+    _check_grad_out(grad_out, input, "input", (input.shape[0], weight_size[0], oh, ow))
+    return _empty(grad_out, weight_size)
 
 
+# ------------------------------------------------------------------------------ autograd
 def _dw2d_setup_context(ctx, inputs, output):
     input, weight, bias, stride, padding, dilation = inputs
     ctx.save_for_backward(input if ctx.needs_input_grad[1] else None,
@@ -51,8 +75,11 @@ def _dw2d_setup_context(ctx, inputs, output):
     ctx.geometry = (stride, padding, dilation)
 
 
-def _dw2d_backward_with(bwdi, bwdw):
-    """The forward op's backward, built from a family's own backward ops."""
+def _dw2d_backward(suffix):
+    """Backward of dw2d_fwd{suffix}, made of the same family's registered backward ops."""
+    bwdi = getattr(torch.ops.dwconv, f"dw2d_bwdi{suffix}")
+    bwdw = getattr(torch.ops.dwconv, f"dw2d_bwdw{suffix}")
+
     def backward(ctx, grad_out):
         input, weight = ctx.saved_tensors
         stride, padding, dilation = ctx.geometry
@@ -74,27 +101,22 @@ def _no_double_backward(name):
     return backward
 
 
-def _register_dw2d_family(fwd: str, bwdi: str, bwdw: str, fwd_out: str | None = None) -> None:
-    """Fake kernels for every op of one dw2d op family (e.g. the native ops, or the *_emu ops of
-    the CUDA emulation), autograd for its forward from its own backward ops, and no double
-    backward through those."""
-    torch.library.register_fake(f"dwconv::{fwd}", _dw2d_fwd_fake)
-    torch.library.register_fake(f"dwconv::{bwdi}", _dw2d_bwdi_fake)
-    torch.library.register_fake(f"dwconv::{bwdw}", _dw2d_bwdw_fake)
-    if fwd_out:
-        torch.library.register_fake(f"dwconv::{fwd_out}", _dw2d_fwd_out_fake)
-    torch.library.register_autograd(
-        f"dwconv::{fwd}",
-        _dw2d_backward_with(getattr(torch.ops.dwconv, bwdi), getattr(torch.ops.dwconv, bwdw)),
-        setup_context=_dw2d_setup_context)
-    for op in (bwdi, bwdw):
-        torch.library.register_autograd(f"dwconv::{op}", _no_double_backward(op),
+def register_family(suffix: str = "") -> None:
+    """Fake kernels and autograd for one family of ops with the dw2d_fwd/bwdi/bwdw schemas:
+    dwconv::dw2d_fwd{suffix}, dw2d_bwdi{suffix}, dw2d_bwdw{suffix} (e.g. suffix "_triton")."""
+    fakes = {"fwd": _dw2d_fwd_fake, "bwdi": _dw2d_bwdi_fake, "bwdw": _dw2d_bwdw_fake}
+    for name, fake in fakes.items():
+        torch.library.register_fake(f"dwconv::dw2d_{name}{suffix}", fake)
+    torch.library.register_autograd(f"dwconv::dw2d_fwd{suffix}", _dw2d_backward(suffix),
+                                    setup_context=_dw2d_setup_context)
+    for name in (f"dw2d_bwdi{suffix}", f"dw2d_bwdw{suffix}"):
+        torch.library.register_autograd(f"dwconv::{name}", _no_double_backward(name),
                                         setup_context=lambda ctx, inputs, output: None)
 
 
-_register_dw2d_family("dw2d_fwd", "dw2d_bwdi", "dw2d_bwdw", fwd_out="dw2d_fwd_out")
+register_family()
 if hasattr(torch.ops.dwconv, "dw2d_fwd_emu"):  # built with the CUDA emulation (backend cuda_emu)
-    _register_dw2d_family("dw2d_fwd_emu", "dw2d_bwdi_emu", "dw2d_bwdw_emu")
+    register_family("_emu")
 
 
 # ------------------------------------------------------------------------ public function
@@ -134,9 +156,11 @@ def depthwise_conv2d(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
         input = input.unsqueeze(0)
         if out is not None:
             out = out.unsqueeze(0)
-    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
-        raise ValueError(f"weight must be a 4-D tensor [C*m, 1, kH, kW], got "
-                         f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else weight!r}")
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a torch.Tensor, got {type(weight).__name__}")
+    if weight.dim() != 4:
+        raise ValueError(f"weight must be a 4-D tensor [C*m, 1, kH, kW], got shape "
+                         f"{tuple(weight.shape)}")
     stride_ = _args.pair(stride, "stride")
     dilation_ = _args.pair(dilation, "dilation")
     _args.check_positive(stride_, "stride")
