@@ -3,12 +3,21 @@
 #include <torch/extension.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "../kernels/cpu/dw2d.h"
+#include "../kernels/cuda/dw2d_cuda.h"
+#include "../kernels/cuda_emu/cuda_emu_api.h"
 #include "common.h"
+#include "dw2d_args.h"
+
+// DWCONV_CUDA_ARCHS: the TORCH_CUDA_ARCH_LIST the CUDA kernels were built for, ';' written as ','
+#define DWCONV_STR(...) #__VA_ARGS__
+#define DWCONV_XSTR(...) DWCONV_STR(__VA_ARGS__)
 
 TORCH_LIBRARY(dwconv, m) {
   // padding is (top, bottom, left, right)
@@ -20,6 +29,15 @@ TORCH_LIBRARY(dwconv, m) {
         "int[4] padding, int[2] dilation) -> Tensor");
   m.def("dw2d_bwdw(Tensor grad_out, Tensor input, SymInt[2] kernel_size, int[2] stride, "
         "int[4] padding, int[2] dilation) -> Tensor");
+#ifdef DWCONV_WITH_CUDA_EMU
+  // the CUDA kernels compiled for the host under the CUDA emulation, on CPU tensors (cuda_emu)
+  m.def("dw2d_fwd_emu(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[4] padding, "
+        "int[2] dilation) -> Tensor");
+  m.def("dw2d_bwdi_emu(Tensor grad_out, Tensor weight, SymInt[4] input_size, int[2] stride, "
+        "int[4] padding, int[2] dilation) -> Tensor");
+  m.def("dw2d_bwdw_emu(Tensor grad_out, Tensor input, SymInt[2] kernel_size, int[2] stride, "
+        "int[4] padding, int[2] dilation) -> Tensor");
+#endif
 }
 
 namespace dwconv {
@@ -90,9 +108,81 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "float32 FMA throughput of the active ISA on all torch threads, in GFLOP/s");
   m.def("set_debug_fill_nan", [](bool on) { dwconv::g_debug_fill_nan.store(on); },
         "fill fresh outputs with NaN (tests: catches elements a kernel never writes)");
+#ifdef DWCONV_WITH_CUDA_EMU
+  m.def(
+      "cuda_emu_selftest",
+      [](const std::string& name) {
+        try {
+          return cuda_emu::run_selftest(name);
+        } catch (const std::invalid_argument& e) {
+          throw py::value_error(e.what());
+        }
+      },
+      py::arg("name"),
+      "runs one of the CUDA emulator's own test kernels: '' when it passes, else the error the "
+      "emulator reported (the broken ones must fail)");
+  m.def("cuda_emu_selftest_names", [] {
+    py::list out;
+    for (auto n = cuda_emu::selftest_names(); *n; ++n) out.append(*n);
+    return out;
+  });
+  m.def("cuda_emu_set_schedule", &cuda_emu::set_schedule, py::arg("order"),
+        "thread order inside an emulated block: 0 forward, 1 reverse, 2 permuted");
+  m.def("cuda_emu_get_schedule", &cuda_emu::schedule);
+#endif
+#if defined(DWCONV_WITH_CUDA_EMU) || defined(DWCONV_WITH_CUDA)
+  m.def(
+      "cuda_kernel_name",
+      [](const std::string& pass, const std::vector<int64_t>& input_size,
+         const std::vector<int64_t>& weight_size, const std::vector<int64_t>& stride,
+         const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
+         bool channels_last, const std::string& dtype) {
+        const dwconv::Dw2dShape s =
+            dwconv::make_dw2d_shape(input_size, weight_size, stride, padding, dilation);
+        const dwconv::Layout layout = channels_last ? dwconv::Layout::NHWC : dwconv::Layout::NCHW;
+        dwconv::Pass p;
+        if (pass == "fwd") p = dwconv::Pass::fwd;
+        else if (pass == "bwdi") p = dwconv::Pass::bwdi;
+        else if (pass == "bwdw") p = dwconv::Pass::bwdw;
+        else throw py::value_error("pass must be fwd, bwdi or bwdw, got '" + pass + "'");
+        dwconv::DType dt;
+        if (dtype == "float32") dt = dwconv::DType::f32;
+        else if (dtype == "float64") dt = dwconv::DType::f64;
+        else if (dtype == "float16") dt = dwconv::DType::f16;
+        else if (dtype == "bfloat16") dt = dwconv::DType::bf16;
+        else throw py::value_error("dtype must be float32, float64, float16 or bfloat16");
+#ifdef DWCONV_WITH_CUDA_EMU
+        namespace launchers = dwconv::cuda_emu_kernels;  // the same selection code as on a GPU
+#else
+        namespace launchers = dwconv::cuda;
+#endif
+        const char* variant = launchers::dw2d_variant(p, s, layout, dt);
+        return std::string("dw2d_") + pass + (channels_last ? "_nhwc_" : "_nchw_") + variant +
+               "_cuda";
+      },
+      py::arg("pass_"), py::arg("input_size"), py::arg("weight_size"), py::arg("stride"),
+      py::arg("padding"), py::arg("dilation"), py::arg("channels_last"),
+      py::arg("dtype") = "float32",
+      "name (docs/kernels.md grammar) of the CUDA kernel a dw2d pass runs for this problem (the "
+      "same choice on a GPU and under cuda_emu)");
+#endif
   m.def("build_info", [] {
     py::dict d;
     d["cpu_isas_compiled"] = isa_list(dwconv::cpu::isa_compiled);
+#ifdef DWCONV_WITH_CUDA
+    d["cuda_built"] = true;
+    std::string archs = DWCONV_XSTR(DWCONV_CUDA_ARCHS);
+    std::replace(archs.begin(), archs.end(), ',', ';');
+    d["cuda_archs"] = archs;
+#else
+    d["cuda_built"] = false;
+    d["cuda_archs"] = std::string();
+#endif
+#ifdef DWCONV_WITH_CUDA_EMU
+    d["cuda_emu_built"] = true;
+#else
+    d["cuda_emu_built"] = false;
+#endif
 #ifdef _OPENMP
     d["openmp"] = true;
 #else

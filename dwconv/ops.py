@@ -115,6 +115,8 @@ def register_family(suffix: str = "") -> None:
 
 
 register_family()
+if hasattr(torch.ops.dwconv, "dw2d_fwd_emu"):  # built with the CUDA emulation (backend cuda_emu)
+    register_family("_emu")
 
 
 # ------------------------------------------------------------------------ public function
