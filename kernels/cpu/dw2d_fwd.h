@@ -1,29 +1,33 @@
 // Forward kernels: y = conv(x, w) + b.
 // Part of dw2d_impl.h: included inside namespace dwconv::cpu::(anonymous), after Vec<T>.
 //
-// One register-blocked template, instantiated per variant (see Dw2dFwd::pick):
+// One register-blocked template, instantiated per variant (Dw2dFwd::pick):
 //   k3s1 k3s2 k5s1 k5s2 k7s1 k7s2  square kernel and stride known at compile time, dilation 1:
-//                                  every tap loop unrolls, small kernels keep weights in registers
-//   klarge                         kernel size >= 13, dilation 1, sizes read at run time
+//                                  every tap loop unrolls and a tap column/row of weights stays
+//                                  in registers
+//   klarge                         kernel sizes >= 13, dilation 1, sizes read at run time, with
+//                                  taller blocks and unguarded inner rows
 //   generic                        everything else (any kernel, stride, dilation)
-// NCHW: a block of RH output rows x RW vectors of L output columns. Each input row is loaded once
-//   per tap column and feeds every output row of the block that uses it (with that row's weight),
-//   so a block does RH*RW FMAs per RW loads. Stride-2 columns are deinterleaved with permutes
-//   (Vec::even/odd), the even and odd halves serving two neighbouring taps.
-// NHWC: a block of R output pixels of one channel vector; each weight vector is loaded once per
-//   block (or kept in registers) and feeds R accumulators.
-// Borders run the same blocks with masked loads (NCHW: lanes outside the row read zero; NHWC:
-// pixels whose tap falls outside are skipped), so no padding copy is ever made. Last row/column
-// blocks overlap the previous block instead of running a partial one: the overlapped outputs are
-// recomputed with the same instruction sequence, so they are rewritten with identical bits.
+// NCHW: a block of RH output rows x RW vectors of L output columns. For each tap column kw, every
+//   input row of the block is loaded once and feeds each output row that uses it (with that row's
+//   weight): RH*RW FMAs per RW loads. Stride-2 columns are deinterleaved with permutes
+//   (Vec::even/odd), the even and odd halves serving the taps kw and kw + 1.
+// NHWC: a block of R output pixels of one channel vector. Fixed sizes slide along the input row:
+//   each input pixel is loaded once and feeds every (pixel, tap) pair that reads it.
+// Borders run the same blocks: NCHW with masked loads (lanes outside the row read zero), NHWC by
+// skipping the input pixels outside the row; no padding copy is ever made. A last row or column
+// block that would be partial instead overlaps its neighbour inside the same work item (the
+// overlapped outputs are written twice by the same thread), so blocks keep their full size.
 #pragma once
+#include <type_traits>
 
 // Compile-time description of one variant; 0 means "read from the shape at run time".
-// SW is 1, 2 or 0 (any stride, gathered); D1: dilation is 1 in both dimensions.
+// SW is 1, 2 or 0 (any stride, gathered columns); D1: dilation 1 in both dimensions.
 template <int KH_, int KW_, int SH_, int SW_, bool D1_>
 struct FwdSpec {
   static constexpr int KH = KH_, KW = KW_, SH = SH_, SW = SW_;
   static constexpr bool D1 = D1_;
+  static constexpr bool kFixed = KH > 0 && KW > 0 && SH > 0 && SW > 0 && D1;
 };
 
 template <typename T>
@@ -31,159 +35,165 @@ struct Dw2dFwd {
   using V = Vec<T>;
   static constexpr int L = V::N;
   static constexpr bool kWide = L >= 16;  // 32 vector registers (AVX-512) rather than 16
-  // Kernels with at most this many taps keep their weights in registers.
-  static constexpr int kPreloadTaps = kWide ? 25 : 9;
 
-  // --------------------------------------------------------------------------------- NCHW
-  // Column loads of one tap for a vector of L outputs starting at column c: the input elements
-  // pos + l*SW, l < L, of row xr, where pos = c*SW - PL + kw*DW.
+  // The variant's sizes: compile-time constants where it has them.
   template <class Sp>
-  struct Cols {
-    static constexpr int SW = Sp::SW;
-    // every lane inside the row (and, for SW == 2, one element past the last lane too)
-    static V load(const T* xr, int64_t pos, int64_t sw) {
-      if constexpr (SW == 1) return V::load(xr + pos);
-      else if constexpr (SW == 2) return V::even(V::load(xr + pos), V::load(xr + pos + L));
-      else return V::gather(xr + pos, sw);
-    }
-    // lanes < nl whose element lies in [0, W); the others read zero
-    static V load_checked(const T* xr, int64_t pos, int64_t sw, int64_t W, int nl) {
-      if constexpr (SW == 1) {
-        return V::load_range(xr + pos, clamp_lane(-pos), clamp_lane(min64(nl, W - pos)));
-      } else if constexpr (SW == 2) {
-        V a, b;
-        pair_checked(xr, pos, W, nl, a, b);
-        return V::even(a, b);
-      } else {
-        const int64_t lo = pos >= 0 ? 0 : ceil_div_nonneg(-pos, sw);
-        const int64_t hi = W - pos <= 0 ? 0 : ceil_div_nonneg(W - pos, sw);
-        return V::gather_range(xr + pos, sw, clamp_lane(lo), clamp_lane(min64(nl, hi)));
-      }
-    }
-    // SW == 2: the 2L elements from pos, split into even (tap kw) and odd (tap kw + 1) lanes
-    static void pair(const T* xr, int64_t pos, V& ev, V& od) {
-      const V a = V::load(xr + pos), b = V::load(xr + pos + L);
-      ev = V::even(a, b);
-      od = V::odd(a, b);
-    }
-    static void pair_checked(const T* xr, int64_t pos, int64_t W, int nl, V& a, V& b) {
-      const int64_t lo = -pos, hi = min64(2 * nl, W - pos);
-      a = V::load_range(xr + pos, clamp_lane(lo), clamp_lane(hi));
-      b = V::load_range(xr + pos + L, clamp_lane(lo - L), clamp_lane(hi - L));
-    }
-    static void pair_checked_split(const T* xr, int64_t pos, int64_t W, int nl, V& ev, V& od) {
-      V a, b;
-      pair_checked(xr, pos, W, nl, a, b);
-      ev = V::even(a, b);
-      od = V::odd(a, b);
-    }
+  struct Geo {
+    int64_t KH, KW, SH, SW, DH, DW;
+    explicit Geo(const Dw2dShape& s)
+        : KH(Sp::KH ? Sp::KH : s.KH),
+          KW(Sp::KW ? Sp::KW : s.KW),
+          SH(Sp::SH ? Sp::SH : s.SH),
+          SW(Sp::SW ? Sp::SW : s.SW),
+          DH(Sp::D1 ? 1 : s.DH),
+          DW(Sp::D1 ? 1 : s.DW) {}
   };
 
   static int clamp_lane(int64_t i) { return static_cast<int>(i < 0 ? 0 : (i > L ? L : i)); }
 
-  // Block geometry: the variant's blocking, per ISA width.
+  // --------------------------------------------------------------------------------- NCHW
   template <class Sp>
   struct NchwBlocking {
-    static constexpr int RH = kWide ? 4 : 2;  // output rows per block
-    static constexpr int RW = 2;              // vectors of L columns per block
+    static constexpr int RH = kWide ? (Sp::kFixed ? 4 : 6) : 3;  // output rows per block
+    static constexpr int RW = 2;                                  // vectors per block
   };
 
-  // Weights of one output channel, in registers when the tap count is known and small.
-  template <class Sp>
-  struct Weights {
-    static constexpr int KK = Sp::KH * Sp::KW;
-    static constexpr bool kPreload = KK > 0 && KK <= kPreloadTaps;
-    V reg[kPreload ? KK : 1];
-    const T* w;
-    explicit Weights(const T* wp) : w(wp) {
-      if constexpr (kPreload) {
-#pragma GCC unroll 32
-        for (int i = 0; i < KK; ++i) reg[i] = V::set1(wp[i]);
+  // One tap's column loads for a vector of L outputs: input elements pos + l*SW of a row. CHECKED
+  // loads read only the lanes in mask m (for SW == 2: elements m of the first L and m2 of the
+  // next L), the others read zero. Made once per tap column, used for every row of a block.
+  struct ColTap {
+    int64_t pos;
+    typename V::Mask m, m2;
+  };
+
+  template <class Sp, bool CHECKED>
+  static ColTap col_tap(int64_t pos, int64_t sw, int64_t W, int nl) {
+    ColTap c{pos, {}, {}};
+    if constexpr (CHECKED) {
+      if constexpr (Sp::SW == 1) {
+        c.m = V::mask_range(clamp_lane(-pos), clamp_lane(min64(nl, W - pos)));
+      } else if constexpr (Sp::SW == 2) {
+        const int64_t hi = min64(2 * nl, W - pos);
+        c.m = V::mask_range(clamp_lane(-pos), clamp_lane(hi));
+        c.m2 = V::mask_range(clamp_lane(-pos - L), clamp_lane(hi - L));
+      } else {
+        const int64_t lo = pos >= 0 ? 0 : ceil_div_nonneg(-pos, sw);
+        const int64_t hi = W - pos <= 0 ? 0 : ceil_div_nonneg(W - pos, sw);
+        c.m = V::mask_range(clamp_lane(lo), clamp_lane(min64(nl, hi)));
       }
     }
-    V operator()(int64_t i) const {
-      if constexpr (kPreload) return reg[i];
-      else return V::set1(w[i]);
-    }
-  };
+    return c;
+  }
 
-  // RH output rows from oh0 x RW vectors starting at columns col[v]. CHECKED: some lane of some
-  // vector reads outside the row, or the vector is partial (nl < L lanes; then RW == 1).
+  // ev: the tap's L lanes; od: the next tap's (stride 2 and dilation 1 only, else unused).
+  struct Cols {
+    V ev, od;
+  };
+  template <class Sp, bool CHECKED>
+  static Cols load_cols(const T* row, const ColTap& c, int64_t sw) {
+    const T* p = row + c.pos;
+    if constexpr (Sp::SW == 1) {
+      const V a = CHECKED ? V::load_mask(p, c.m) : V::load(p);
+      return {a, a};
+    } else if constexpr (Sp::SW == 2) {
+      const V a = CHECKED ? V::load_mask(p, c.m) : V::load(p);
+      const V b = CHECKED ? V::load_mask(p + L, c.m2) : V::load(p + L);
+      return {V::even(a, b), Sp::D1 ? V::odd(a, b) : a};
+    } else {
+      const V a = CHECKED ? V::gather_mask(p, sw, c.m) : V::gather(p, sw);
+      return {a, a};
+    }
+  }
+
+  // Whether the L-lane vector at output column c reads only inside the row, one element past
+  // the last lane included for SW == 2 (the deinterleaving loads read 2L elements).
+  template <class Sp>
+  static bool column_inside(const Dw2dShape& s, const Geo<Sp>& g, int64_t c) {
+    const int64_t first = c * g.SW - s.PL;
+    const int64_t last = (c + L - 1) * g.SW - s.PL + (g.KW - 1) * g.DW + (Sp::SW == 2 ? 1 : 0);
+    return first >= 0 && last < s.W;
+  }
+
+  // RH output rows from oh0 x RW vectors at output columns col[v]. CHECKED: a vector reads outside
+  // its row or has only nl < L lanes (then RW == 1).
   template <class Sp, int RH, int RW, bool CHECKED>
   [[gnu::always_inline]] static inline void nchw_block(const Dw2dShape& s, const T* xp,
-                                                       const Weights<Sp>& wt, V bias, T* yp,
-                                                       int64_t oh0, const int64_t* col, int nl) {
-    const int64_t KH = Sp::KH ? Sp::KH : s.KH, KW = Sp::KW ? Sp::KW : s.KW;
-    const int64_t SH = Sp::SH ? Sp::SH : s.SH, SW = Sp::SW ? Sp::SW : s.SW;
-    const int64_t DH = Sp::D1 ? 1 : s.DH, DW = Sp::D1 ? 1 : s.DW;
+                                                       const T* wp, V bias, T* yp, int64_t oh0,
+                                                       const int64_t* col, int nl) {
+    const Geo<Sp> g(s);
     const int64_t W = s.W;
     V acc[RH][RW];
 #pragma GCC unroll 8
     for (int r = 0; r < RH; ++r)
 #pragma GCC unroll 4
       for (int v = 0; v < RW; ++v) acc[r][v] = bias;
-    int64_t pos0[RW];
+    // block input rows t = 0..rows-1 (row ih0 + t); output row r uses tap kh at t = r*SH + kh*DH
+    const int64_t ih0 = oh0 * g.SH - s.PT;
+    const int64_t rows = (RH - 1) * g.SH + (g.KH - 1) * g.DH + 1;
+    const int64_t t_lo = max64(0, -ih0), t_hi = min64(rows, s.H - ih0);
+    constexpr bool kPair = Sp::SW == 2 && Sp::D1;  // odd lanes serve tap kw + 1
+
+    // one tap column (kw, and kw + 1 for kPair): every valid input row into every output row
+    auto column = [&](int64_t kw) {
+      ColTap ct[RW];
 #pragma GCC unroll 4
-    for (int v = 0; v < RW; ++v) pos0[v] = col[v] * SW - s.PL;
-    // input rows t = 0.. of the block; output row r uses tap kh where t = r*SH + kh*DH
-    const int64_t rows = (RH - 1) * SH + (KH - 1) * DH + 1;
-    const int64_t ih0 = oh0 * SH - s.PT;
-#pragma GCC unroll 16
-    for (int64_t t = 0; t < rows; ++t) {
-      const int64_t ih = ih0 + t;
-      if (ih < 0 || ih >= s.H) continue;
-      int64_t kh[RH];
+      for (int v = 0; v < RW; ++v)
+        ct[v] = col_tap<Sp, CHECKED>(col[v] * g.SW - s.PL + kw * g.DW, g.SW, W, nl);
+      const bool second = kPair && kw + 1 < g.KW;
+      // input row t into output row r at tap kh, with weights w0 (tap kw) and w1 (tap kw + 1)
+      // GUARD false: the caller knows every output row r uses row t
+      auto row = [&](int64_t t, auto&& weight, auto guard) {
+        Cols xc[RW];
+        const T* xr = xp + (ih0 + t) * W;
+#pragma GCC unroll 4
+        for (int v = 0; v < RW; ++v) xc[v] = load_cols<Sp, CHECKED>(xr, ct[v], g.SW);
 #pragma GCC unroll 8
-      for (int r = 0; r < RH; ++r) {
-        const int64_t d = t - r * SH;
-        kh[r] = (d >= 0 && d % DH == 0 && d / DH < KH) ? d / DH : -1;
-      }
-      const T* xr = xp + ih * W;
-      if constexpr (Sp::SW == 2 && Sp::D1) {
-#pragma GCC unroll 16
-        for (int64_t kw = 0; kw < KW; kw += 2) {
-          V ev[RW], od[RW];
+        for (int r = 0; r < RH; ++r) {
+          const int64_t d = t - r * g.SH;  // = kh * DH when output row r uses input row t
+          if (decltype(guard)::value && (d < 0 || d % g.DH != 0 || d / g.DH >= g.KH)) continue;
+          const int64_t kh = d / g.DH;
+          const V w0 = weight(kh, 0);
 #pragma GCC unroll 4
-          for (int v = 0; v < RW; ++v) {
-            if constexpr (CHECKED)
-              Cols<Sp>::pair_checked_split(xr, pos0[v] + kw, W, nl, ev[v], od[v]);
-            else
-              Cols<Sp>::pair(xr, pos0[v] + kw, ev[v], od[v]);
-          }
-          const bool second = kw + 1 < KW;
-#pragma GCC unroll 8
-          for (int r = 0; r < RH; ++r) {
-            if (kh[r] < 0) continue;
-            const V w0 = wt(kh[r] * KW + kw);
+          for (int v = 0; v < RW; ++v) acc[r][v] = V::fma(xc[v].ev, w0, acc[r][v]);
+          if (kPair && second) {
+            const V w1 = weight(kh, 1);
 #pragma GCC unroll 4
-            for (int v = 0; v < RW; ++v) acc[r][v] = V::fma(ev[v], w0, acc[r][v]);
-            if (second) {
-              const V w1 = wt(kh[r] * KW + kw + 1);
-#pragma GCC unroll 4
-              for (int v = 0; v < RW; ++v) acc[r][v] = V::fma(od[v], w1, acc[r][v]);
-            }
+            for (int v = 0; v < RW; ++v) acc[r][v] = V::fma(xc[v].od, w1, acc[r][v]);
           }
         }
+      };
+      constexpr std::true_type guarded{};
+      constexpr std::false_type unguarded{};
+      if constexpr (Sp::kFixed) {
+        // tap columns of weights in registers; rows unrolled, so every kh above is a constant
+        constexpr int KH = Sp::KH, KW = Sp::KW;
+        V wc[KH], wc1[KH];
+#pragma GCC unroll 8
+        for (int kh = 0; kh < KH; ++kh) {
+          wc[kh] = V::set1(wp[kh * KW + kw]);
+          if (kPair && kw + 1 < KW) wc1[kh] = V::set1(wp[kh * KW + kw + 1]);
+        }
+        auto weight = [&](int64_t kh, int which) { return which ? wc1[kh] : wc[kh]; };
+        constexpr int kRows = (RH - 1) * Sp::SH + KH;
+#pragma GCC unroll 16
+        for (int t = 0; t < kRows; ++t)
+          if (t >= t_lo && t < t_hi) row(t, weight, guarded);
       } else {
-#pragma GCC unroll 16
-        for (int64_t kw = 0; kw < KW; ++kw) {
-          V xv[RW];
-#pragma GCC unroll 4
-          for (int v = 0; v < RW; ++v) {
-            const int64_t pos = pos0[v] + kw * DW;
-            xv[v] = CHECKED ? Cols<Sp>::load_checked(xr, pos, SW, W, nl)
-                            : Cols<Sp>::load(xr, pos, SW);
-          }
-#pragma GCC unroll 8
-          for (int r = 0; r < RH; ++r) {
-            if (kh[r] < 0) continue;
-            const V wv = wt(kh[r] * KW + kw);
-#pragma GCC unroll 4
-            for (int v = 0; v < RW; ++v) acc[r][v] = V::fma(xv[v], wv, acc[r][v]);
-          }
+        auto weight = [&](int64_t kh, int which) { return V::set1(wp[kh * g.KW + kw + which]); };
+        // with dilation 1, rows [m0, m1) feed every output row of the block
+        int64_t m0 = t_hi, m1 = t_hi;
+        if (Sp::D1) {
+          m0 = min64(max64((RH - 1) * g.SH, t_lo), t_hi);
+          m1 = min64(max64(g.KH, m0), t_hi);
         }
+        for (int64_t t = t_lo; t < m0; ++t) row(t, weight, guarded);
+        for (int64_t t = m0; t < m1; ++t) row(t, weight, unguarded);
+        for (int64_t t = m1; t < t_hi; ++t) row(t, weight, guarded);
       }
-    }
+    };
+    // a loop, not unrolled: one unrolled tap column is as much straight-line code as registers hold
+#pragma GCC unroll 1
+    for (int64_t kw = 0; kw < g.KW; kw += kPair ? 2 : 1) column(kw);
 #pragma GCC unroll 8
     for (int r = 0; r < RH; ++r) {
       T* yr = yp + (oh0 + r) * s.OW;
@@ -192,47 +202,50 @@ struct Dw2dFwd {
     }
   }
 
-  // Whether the L-lane vector at output column c reads only inside the row (see Cols::load).
-  static bool column_inside(const Dw2dShape& s, int64_t SW, int64_t DW, int64_t KW, int64_t c) {
-    const int64_t first = c * SW - s.PL;
-    const int64_t last = (c + L - 1) * SW - s.PL + (KW - 1) * DW + (SW == 2 ? 1 : 0);
-    return first >= 0 && last < s.W;
-  }
-
-  // One row block (RH rows from oh0) across the whole output width.
-  template <class Sp, int RH>
-  static void nchw_row_block(const Dw2dShape& s, const T* xp, const Weights<Sp>& wt, V bias,
-                             T* yp, int64_t oh0) {
+  // Vectors [a, b) of one row block (RH rows from oh0), in blocks of RW; a last partial block
+  // overlaps its neighbour when the range allows, else runs vector by vector.
+  template <class Sp, int RH, bool CHECKED>
+  static void nchw_cover(const Dw2dShape& s, const T* xp, const T* wp, V bias, T* yp, int64_t oh0,
+                         int64_t a, int64_t b) {
     constexpr int RW = NchwBlocking<Sp>::RW;
-    const int64_t KW = Sp::KW ? Sp::KW : s.KW, SW = Sp::SW ? Sp::SW : s.SW;
-    const int64_t DW = Sp::D1 ? 1 : s.DW;
-    if (s.OW < L) {  // one partial vector
-      const int64_t col[1] = {0};
-      nchw_block<Sp, RH, 1, true>(s, xp, wt, bias, yp, oh0, col, static_cast<int>(s.OW));
+    auto start = [&](int64_t v) { return min64(v * L, s.OW - L); };
+    int64_t v = a;
+    for (; v + RW <= b; v += RW) {
+      int64_t col[RW];
+      for (int u = 0; u < RW; ++u) col[u] = start(v + u);
+      nchw_block<Sp, RH, RW, CHECKED>(s, xp, wp, bias, yp, oh0, col, L);
+    }
+    if (v == b) return;
+    if (b - a >= RW) {
+      int64_t col[RW];
+      for (int u = 0; u < RW; ++u) col[u] = start(b - RW + u);
+      nchw_block<Sp, RH, RW, CHECKED>(s, xp, wp, bias, yp, oh0, col, L);
       return;
     }
-    // full vectors at columns min(v*L, OW-L): the last one may overlap its neighbour
+    for (; v < b; ++v) {
+      const int64_t col[1] = {start(v)};
+      nchw_block<Sp, RH, 1, CHECKED>(s, xp, wp, bias, yp, oh0, col, L);
+    }
+  }
+
+  // One row block across the whole output width: full vectors at columns min(v*L, OW - L) (the
+  // last may overlap its neighbour); those reading inside the row run unchecked.
+  template <class Sp, int RH>
+  static void nchw_row_block(const Dw2dShape& s, const T* xp, const T* wp, V bias, T* yp,
+                             int64_t oh0) {
+    if (s.OW < L) {  // one partial vector
+      const int64_t col[1] = {0};
+      nchw_block<Sp, RH, 1, true>(s, xp, wp, bias, yp, oh0, col, static_cast<int>(s.OW));
+      return;
+    }
+    const Geo<Sp> g(s);
     const int64_t nvec = ceil_div_nonneg(s.OW, L);
-    int64_t v = 0;
-    for (; v + RW <= nvec; v += RW) {
-      int64_t col[RW];
-      bool inside = true;
-      for (int u = 0; u < RW; ++u) {
-        col[u] = min64((v + u) * L, s.OW - L);
-        inside = inside && column_inside(s, SW, DW, KW, col[u]);
-      }
-      if (inside)
-        nchw_block<Sp, RH, RW, false>(s, xp, wt, bias, yp, oh0, col, L);
-      else
-        nchw_block<Sp, RH, RW, true>(s, xp, wt, bias, yp, oh0, col, L);
-    }
-    for (; v < nvec; ++v) {
-      const int64_t col[1] = {min64(v * L, s.OW - L)};
-      if (column_inside(s, SW, DW, KW, col[0]))
-        nchw_block<Sp, RH, 1, false>(s, xp, wt, bias, yp, oh0, col, L);
-      else
-        nchw_block<Sp, RH, 1, true>(s, xp, wt, bias, yp, oh0, col, L);
-    }
+    int64_t f0 = 0, f1;  // vectors [f0, f1) read inside the row
+    while (f0 < nvec && !column_inside(s, g, min64(f0 * L, s.OW - L))) ++f0;
+    for (f1 = f0; f1 < nvec && column_inside(s, g, min64(f1 * L, s.OW - L));) ++f1;
+    nchw_cover<Sp, RH, true>(s, xp, wp, bias, yp, oh0, 0, f0);
+    nchw_cover<Sp, RH, false>(s, xp, wp, bias, yp, oh0, f0, f1);
+    nchw_cover<Sp, RH, true>(s, xp, wp, bias, yp, oh0, f1, nvec);
   }
 
   // Output rows [oh_begin, oh_end) of one plane.
@@ -240,15 +253,13 @@ struct Dw2dFwd {
   static void nchw_rows(const Dw2dShape& s, const T* xp, const T* wp, T b, T* yp,
                         int64_t oh_begin, int64_t oh_end) {
     constexpr int RH = NchwBlocking<Sp>::RH;
-    const Weights<Sp> wt(wp);
     const V bias = V::set1(b);
     if (oh_end - oh_begin < RH) {
-      for (int64_t oh = oh_begin; oh < oh_end; ++oh)
-        nchw_row_block<Sp, 1>(s, xp, wt, bias, yp, oh);
+      for (int64_t oh = oh_begin; oh < oh_end; ++oh) nchw_row_block<Sp, 1>(s, xp, wp, bias, yp, oh);
       return;
     }
     for (int64_t oh = oh_begin; oh < oh_end; oh += RH)
-      nchw_row_block<Sp, RH>(s, xp, wt, bias, yp, min64(oh, oh_end - RH));
+      nchw_row_block<Sp, RH>(s, xp, wp, bias, yp, min64(oh, oh_end - RH));
   }
 
   // NCHW work items: (n, output channel) planes, split into bands of rows when there are too few
@@ -275,114 +286,101 @@ struct Dw2dFwd {
   }
 
   // --------------------------------------------------------------------------------- NHWC
-  template <class Sp>
-  struct NhwcBlocking {
-    static constexpr int R = kWide ? 8 : 4;  // output pixels per block
-  };
+  static constexpr int kNhwcR = kWide ? 8 : 4;  // output pixels per block
 
-  // Channel-vector weights of one multiplier index, in registers when the tap count is known and
-  // small; TAIL: only nl < L channels remain.
-  template <class Sp, bool TAIL>
-  struct VecWeights {
-    static constexpr int KK = Sp::KH * Sp::KW;
-    static constexpr bool kPreload = KK > 0 && KK <= kPreloadTaps;
-    V reg[kPreload ? KK : 1];
-    const T* w;
-    int64_t C;
-    int nl;
-    VecWeights(const T* wj, int64_t C_, int nl_) : w(wj), C(C_), nl(nl_) {
-      if constexpr (kPreload) {
-#pragma GCC unroll 32
-        for (int i = 0; i < KK; ++i) reg[i] = TAIL ? V::load(wj + i * C, nl) : V::load(wj + i * C);
-      }
-    }
-    V operator()(int64_t i) const {
-      if constexpr (kPreload) return reg[i];
-      else return TAIL ? V::load(w + i * C, nl) : V::load(w + i * C);
-    }
-  };
-
-  // R pixels from ow0 of output row oh, one channel vector. xn: input image n at this channel;
-  // yo: output pixel (oh, ow0) at this output channel. CHECKED: some tap of some pixel lies
-  // outside the input, or only nr < R pixels are wanted; TAIL: nl < L channels.
-  template <class Sp, int R, bool CHECKED, bool TAIL>
+  // R pixels from ow0 of output row oh, one channel vector of multiplier index j. xn: image n at
+  // this channel; wj: packed weights at (j, tap 0, this channel); yo: output (oh, ow0) at this
+  // output channel. CHECKED: some tap of some pixel lies outside the row, or only nr < R pixels
+  // are wanted; TAIL: nl < L channels.
+  template <class Sp, bool CHECKED, bool TAIL>
   [[gnu::always_inline]] static inline void nhwc_block(const Dw2dShape& s, const T* xn,
-                                                       const VecWeights<Sp, TAIL>& wt, V bias,
-                                                       T* yo, int64_t oh, int64_t ow0, int nr,
-                                                       int nl) {
-    const int64_t KH = Sp::KH ? Sp::KH : s.KH, KW = Sp::KW ? Sp::KW : s.KW;
-    const int64_t SH = Sp::SH ? Sp::SH : s.SH, SW = Sp::SW ? Sp::SW : s.SW;
-    const int64_t DH = Sp::D1 ? 1 : s.DH, DW = Sp::D1 ? 1 : s.DW;
-    const int64_t C = s.C, W = s.W, CO = s.cout();
+                                                       const T* wj, V bias, T* yo, int64_t oh,
+                                                       int64_t ow0, int nr, int nl) {
+    constexpr int R = kNhwcR;
+    const Geo<Sp> g(s);
+    const int64_t C = s.C, W = s.W;
     V acc[R];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) acc[r] = bias;
-    auto x_at = [&](const T* p) { return TAIL ? V::load(p, nl) : V::load(p); };
+    auto ld = [&](const T* p) { return TAIL ? V::load(p, nl) : V::load(p); };
+    const int64_t iw0 = ow0 * g.SW - s.PL;  // input column of pixel 0, tap 0
+    auto kernel_row = [&](int64_t kh) {
+      const int64_t ih = oh * g.SH - s.PT + kh * g.DH;
+      if (ih < 0 || ih >= s.H) return;
+      const T* xr = xn + (ih * W + iw0) * C;  // may point outside the row; reads stay inside
+      const T* wr = wj + kh * g.KW * C;
+      if constexpr (Sp::kFixed) {
+        // input pixel q of the block feeds pixel r through tap kw where q = r*SW + kw
+        constexpr int KW = Sp::KW, SW = Sp::SW, Q = (R - 1) * SW + KW;
+        V wv[KW];
 #pragma GCC unroll 8
-    for (int64_t kh = 0; kh < KH; ++kh) {
-      const int64_t ih = oh * SH - s.PT + kh * DH;
-      if (ih < 0 || ih >= s.H) continue;
-      const T* xr = xn + ih * W * C;
+        for (int kw = 0; kw < KW; ++kw) wv[kw] = ld(wr + kw * C);
+        const int64_t q_lo = CHECKED ? max64(0, -iw0) : 0;
+        const int64_t q_hi = CHECKED ? min64(Q, W - iw0) : Q;
+#pragma GCC unroll 32
+        for (int q = 0; q < Q; ++q) {
+          if (CHECKED && (q < q_lo || q >= q_hi)) continue;
+          const V xq = ld(xr + q * C);
 #pragma GCC unroll 8
-      for (int64_t kw = 0; kw < KW; ++kw) {
-        const int64_t iw0 = ow0 * SW - s.PL + kw * DW;  // input column of pixel 0
-        const V wv = wt(kh * KW + kw);
-        if constexpr (CHECKED) {
-          // pixels r in [lo, hi) read inside the row
-          const int64_t lo = iw0 >= 0 ? 0 : ceil_div_nonneg(-iw0, SW);
-          const int64_t hi = W - iw0 <= 0 ? 0 : min64(nr, ceil_div_nonneg(W - iw0, SW));
-          if (lo == 0 && hi == R) {
-#pragma GCC unroll 16
-            for (int r = 0; r < R; ++r)
-              acc[r] = V::fma(x_at(xr + (iw0 + r * SW) * C), wv, acc[r]);
-          } else {
-#pragma GCC unroll 16
-            for (int r = 0; r < R; ++r)
-              if (r >= lo && r < hi) acc[r] = V::fma(x_at(xr + (iw0 + r * SW) * C), wv, acc[r]);
+          for (int kw = 0; kw < KW; ++kw) {
+            const int d = q - kw;
+            if (d >= 0 && d % SW == 0 && d / SW < R) acc[d / SW] = V::fma(xq, wv[kw], acc[d / SW]);
           }
-        } else {
+        }
+      } else {
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const V wv = ld(wr + kw * C);
+          const int64_t iw = iw0 + kw * g.DW;  // input column of pixel 0 at this tap
+          const T* xk = xr + kw * g.DW * C;
+          const int64_t step = g.SW * C;
+          if (CHECKED) {  // pixels [lo, hi) read inside the row
+            const int64_t lo = iw >= 0 ? 0 : ceil_div_nonneg(-iw, g.SW);
+            const int64_t hi = W - iw <= 0 ? 0 : min64(nr, ceil_div_nonneg(W - iw, g.SW));
+            if (lo != 0 || hi != R) {
 #pragma GCC unroll 16
-          for (int r = 0; r < R; ++r) acc[r] = V::fma(x_at(xr + (iw0 + r * SW) * C), wv, acc[r]);
+              for (int r = 0; r < R; ++r)
+                if (r >= lo && r < hi) acc[r] = V::fma(ld(xk + r * step), wv, acc[r]);
+              continue;
+            }
+          }
+#pragma GCC unroll 16
+          for (int r = 0; r < R; ++r) acc[r] = V::fma(ld(xk + r * step), wv, acc[r]);
         }
       }
-    }
-    const int64_t M = s.M;
+    };
+#pragma GCC unroll 1
+    for (int64_t kh = 0; kh < g.KH; ++kh) kernel_row(kh);
+    const int64_t CO = s.cout(), M = s.M;
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       if (CHECKED && r >= nr) break;
-      T* yp = yo + r * CO;
       if (M == 1)
-        acc[r].store(yp, TAIL ? nl : L);
+        acc[r].store(yo + r * CO, TAIL ? nl : L);
       else
-        acc[r].scatter(yp, M, TAIL ? nl : L);
+        acc[r].scatter(yo + r * CO, M, TAIL ? nl : L);
     }
   }
 
-  // One output row, one channel vector (nl lanes), one multiplier index j: every pixel.
+  // One output row, one channel vector (nl lanes), one multiplier index: every pixel.
   template <class Sp, bool TAIL>
   static void nhwc_row_vector(const Dw2dShape& s, const T* xn, const T* wj, V bias, T* yrow,
                               int64_t oh, int nl) {
-    constexpr int R = NhwcBlocking<Sp>::R;
-    const int64_t KW = Sp::KW ? Sp::KW : s.KW, SW = Sp::SW ? Sp::SW : s.SW;
-    const int64_t DW = Sp::D1 ? 1 : s.DW;
+    constexpr int R = kNhwcR;
+    const Geo<Sp> g(s);
     const int64_t CO = s.cout();
-    const VecWeights<Sp, TAIL> wt(wj, s.C, nl);
     int64_t lo, hi;  // pixels whose every tap is inside the row
-    interior_range(s.OW, SW, s.PL, KW, DW, s.W, lo, hi);
-    if (TAIL || hi - lo < R) lo = hi = s.OW;  // all through the checked blocks
-    auto checked = [&](int64_t from, int64_t to) {
-      for (int64_t ow = from; ow < to; ow += R)
-        nhwc_block<Sp, R, true, TAIL>(s, xn, wt, bias, yrow + ow * CO, oh, ow,
-                                      static_cast<int>(min64(R, to - ow)), nl);
-    };
-    checked(0, lo);
-    if constexpr (!TAIL) {
-      for (int64_t ow = lo; ow < hi; ow += R) {
-        const int64_t o = min64(ow, hi - R);  // the last block overlaps its neighbour
-        nhwc_block<Sp, R, false, false>(s, xn, wt, bias, yrow + o * CO, oh, o, R, L);
-      }
+    interior_range(s.OW, g.SW, s.PL, g.KW, g.DW, s.W, lo, hi);
+    if (s.OW < R) {
+      nhwc_block<Sp, true, TAIL>(s, xn, wj, bias, yrow, oh, 0, static_cast<int>(s.OW), nl);
+      return;
     }
-    checked(hi, s.OW);
+    for (int64_t ow = 0; ow < s.OW; ow += R) {
+      const int64_t o = min64(ow, s.OW - R);  // the last block overlaps its neighbour
+      if (o >= lo && o + R <= hi)
+        nhwc_block<Sp, false, TAIL>(s, xn, wj, bias, yrow + o * CO, oh, o, R, nl);
+      else
+        nhwc_block<Sp, true, TAIL>(s, xn, wj, bias, yrow + o * CO, oh, o, R, nl);
+    }
   }
 
   // NHWC work items: (n, output row, chunk of channel vectors); rows are split into channel

@@ -49,15 +49,14 @@ struct Vec<float> {
     return _mm_cvtss_f32(s);
   }
   // forward kernels (dw2d_fwd.h): lanes [lo, hi) only, zero elsewhere; stride-2 deinterleave
-  static __m256i lanes_in(int lo, int hi) {
+  using Mask = __m256i;  // lanes [lo, hi), made once for many loads
+  static Mask mask_range(int lo, int hi) {
     return _mm256_andnot_si256(lanes_below(lo), lanes_below(hi));
   }
-  static Vec load_range(const float* p, int lo, int hi) {
-    return {_mm256_maskload_ps(p, lanes_in(lo, hi))};
-  }
-  static Vec gather_range(const float* p, int64_t stride, int lo, int hi) {
+  static Vec load_mask(const float* p, Mask m) { return {_mm256_maskload_ps(p, m)}; }
+  static Vec gather_mask(const float* p, int64_t stride, Mask m) {
     return {_mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, offsets(stride),
-                                     _mm256_castsi256_ps(lanes_in(lo, hi)), 4)};
+                                     _mm256_castsi256_ps(m), 4)};
   }
   static Vec even(Vec a, Vec b) {  // lanes 0, 2, 4.. of the 16-lane pair [a, b]
     const __m256 s = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0));

@@ -40,14 +40,13 @@ struct Vec<float> {
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   float sum() const { return _mm512_reduce_add_ps(v); }
   // forward kernels (dw2d_fwd.h): lanes [lo, hi) only, zero elsewhere; stride-2 deinterleave
-  static __mmask16 lanes_in(int lo, int hi) {
-    return lo >= hi ? __mmask16(0) : static_cast<__mmask16>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+  using Mask = __mmask16;  // lanes [lo, hi) with 0 <= lo, hi <= N, made once for many loads
+  static Mask mask_range(int lo, int hi) {
+    return lo >= hi ? Mask(0) : static_cast<Mask>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
   }
-  static Vec load_range(const float* p, int lo, int hi) {
-    return {_mm512_maskz_loadu_ps(lanes_in(lo, hi), p)};
-  }
-  static Vec gather_range(const float* p, int64_t stride, int lo, int hi) {
-    return {_mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes_in(lo, hi), offsets(stride), p, 4)};
+  static Vec load_mask(const float* p, Mask m) { return {_mm512_maskz_loadu_ps(m, p)}; }
+  static Vec gather_mask(const float* p, int64_t stride, Mask m) {
+    return {_mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, offsets(stride), p, 4)};
   }
   static Vec even(Vec a, Vec b) {  // lanes 0, 2, 4.. of the 32-lane pair [a, b]
     const __m512i i = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
