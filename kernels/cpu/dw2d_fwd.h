@@ -12,14 +12,14 @@
 //   input row of the block is loaded once and feeds each output row that uses it (with that row's
 //   weight): RH*RW FMAs per RW loads. Stride-2 columns are deinterleaved with permutes
 //   (Vec::even/odd), the even and odd halves serving the taps kw and kw + 1.
-// NHWC: a block of R output pixels of one channel vector. Fixed sizes slide along the input row:
-//   each input pixel is loaded once and feeds every (pixel, tap) pair that reads it.
+// NHWC: a block of R output pixels of one channel vector. Taps slide along the input row in
+//   groups (all KW taps for fixed sizes): each input pixel is loaded once per group and feeds
+//   every (pixel, tap) pair of the group that reads it.
 // Borders run the same blocks: NCHW with masked loads (lanes outside the row read zero), NHWC by
 // skipping the input pixels outside the row; no padding copy is ever made. A last row or column
 // block that would be partial instead overlaps its neighbour inside the same work item (the
 // overlapped outputs are written twice by the same thread), so blocks keep their full size.
 #pragma once
-#include <type_traits>
 
 // Compile-time description of one variant; 0 means "read from the shape at run time".
 // SW is 1, 2 or 0 (any stride, gathered columns); D1: dilation 1 in both dimensions.
@@ -28,6 +28,13 @@ struct FwdSpec {
   static constexpr int KH = KH_, KW = KW_, SH = SH_, SW = SW_;
   static constexpr bool D1 = D1_;
   static constexpr bool kFixed = KH > 0 && KW > 0 && SH > 0 && SW > 0 && D1;
+};
+
+// A compile-time flag passed as an argument (this header is included inside a namespace, so it
+// cannot include <type_traits>).
+template <bool B>
+struct FwdFlag {
+  static constexpr bool value = B;
 };
 
 template <typename T>
@@ -54,8 +61,10 @@ struct Dw2dFwd {
   // --------------------------------------------------------------------------------- NCHW
   template <class Sp>
   struct NchwBlocking {
-    static constexpr int RH = kWide ? (Sp::kFixed ? 4 : 6) : 3;  // output rows per block
-    static constexpr int RW = 2;                                  // vectors per block
+    // output rows per block (7 divides the usual 7, 14, 28, 56, 112), within the registers
+    // left by RH*RW accumulators, a column of KH weights and RW input vectors
+    static constexpr int RH = kWide ? (Sp::kFixed ? 7 : 8) : (Sp::KH > 0 && Sp::KH <= 5 ? 4 : 3);
+    static constexpr int RW = 2;  // vectors per block
   };
 
   // One tap's column loads for a vector of L outputs: input elements pos + l*SW of a row. CHECKED
@@ -115,8 +124,8 @@ struct Dw2dFwd {
   }
 
   // RH output rows from oh0 x RW vectors at output columns col[v]. CHECKED: a vector reads outside
-  // its row or has only nl < L lanes (then RW == 1).
-  template <class Sp, int RH, int RW, bool CHECKED>
+  // its row or has only nl < L lanes (then RW == 1); ROWS: some input row is outside the plane.
+  template <class Sp, int RH, int RW, bool CHECKED, bool ROWS>
   [[gnu::always_inline]] static inline void nchw_block(const Dw2dShape& s, const T* xp,
                                                        const T* wp, V bias, T* yp, int64_t oh0,
                                                        const int64_t* col, int nl) {
@@ -146,7 +155,11 @@ struct Dw2dFwd {
         Cols xc[RW];
         const T* xr = xp + (ih0 + t) * W;
 #pragma GCC unroll 4
-        for (int v = 0; v < RW; ++v) xc[v] = load_cols<Sp, CHECKED>(xr, ct[v], g.SW);
+        for (int v = 0; v < RW; ++v) {
+          xc[v] = load_cols<Sp, CHECKED>(xr, ct[v], g.SW);
+          xc[v].ev = xc[v].ev.pinned();
+          if (kPair) xc[v].od = xc[v].od.pinned();
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < RH; ++r) {
           const int64_t d = t - r * g.SH;  // = kh * DH when output row r uses input row t
@@ -162,8 +175,8 @@ struct Dw2dFwd {
           }
         }
       };
-      constexpr std::true_type guarded{};
-      constexpr std::false_type unguarded{};
+      constexpr FwdFlag<true> guarded{};
+      constexpr FwdFlag<false> unguarded{};
       if constexpr (Sp::kFixed) {
         // tap columns of weights in registers; rows unrolled, so every kh above is a constant
         constexpr int KH = Sp::KH, KW = Sp::KW;
@@ -171,13 +184,13 @@ struct Dw2dFwd {
 #pragma GCC unroll 8
         for (int kh = 0; kh < KH; ++kh) {
           wc[kh] = V::set1(wp[kh * KW + kw]);
-          if (kPair && kw + 1 < KW) wc1[kh] = V::set1(wp[kh * KW + kw + 1]);
+          wc1[kh] = kPair && kw + 1 < KW ? V::set1(wp[kh * KW + kw + 1]) : wc[kh];
         }
         auto weight = [&](int64_t kh, int which) { return which ? wc1[kh] : wc[kh]; };
         constexpr int kRows = (RH - 1) * Sp::SH + KH;
 #pragma GCC unroll 16
         for (int t = 0; t < kRows; ++t)
-          if (t >= t_lo && t < t_hi) row(t, weight, guarded);
+          if (!ROWS || (t >= t_lo && t < t_hi)) row(t, weight, guarded);
       } else {
         auto weight = [&](int64_t kh, int which) { return V::set1(wp[kh * g.KW + kw + which]); };
         // with dilation 1, rows [m0, m1) feed every output row of the block
@@ -204,7 +217,7 @@ struct Dw2dFwd {
 
   // Vectors [a, b) of one row block (RH rows from oh0), in blocks of RW; a last partial block
   // overlaps its neighbour when the range allows, else runs vector by vector.
-  template <class Sp, int RH, bool CHECKED>
+  template <class Sp, int RH, bool CHECKED, bool ROWS>
   static void nchw_cover(const Dw2dShape& s, const T* xp, const T* wp, V bias, T* yp, int64_t oh0,
                          int64_t a, int64_t b) {
     constexpr int RW = NchwBlocking<Sp>::RW;
@@ -213,53 +226,78 @@ struct Dw2dFwd {
     for (; v + RW <= b; v += RW) {
       int64_t col[RW];
       for (int u = 0; u < RW; ++u) col[u] = start(v + u);
-      nchw_block<Sp, RH, RW, CHECKED>(s, xp, wp, bias, yp, oh0, col, L);
+      nchw_block<Sp, RH, RW, CHECKED, ROWS>(s, xp, wp, bias, yp, oh0, col, L);
     }
     if (v == b) return;
     if (b - a >= RW) {
       int64_t col[RW];
       for (int u = 0; u < RW; ++u) col[u] = start(b - RW + u);
-      nchw_block<Sp, RH, RW, CHECKED>(s, xp, wp, bias, yp, oh0, col, L);
+      nchw_block<Sp, RH, RW, CHECKED, ROWS>(s, xp, wp, bias, yp, oh0, col, L);
       return;
     }
     for (; v < b; ++v) {
       const int64_t col[1] = {start(v)};
-      nchw_block<Sp, RH, 1, CHECKED>(s, xp, wp, bias, yp, oh0, col, L);
+      nchw_block<Sp, RH, 1, CHECKED, ROWS>(s, xp, wp, bias, yp, oh0, col, L);
     }
   }
 
-  // One row block across the whole output width: full vectors at columns min(v*L, OW - L) (the
-  // last may overlap its neighbour); those reading inside the row run unchecked.
-  template <class Sp, int RH>
-  static void nchw_row_block(const Dw2dShape& s, const T* xp, const T* wp, V bias, T* yp,
-                             int64_t oh0) {
+  // The vectors of an output row: full vectors at columns min(v*L, OW - L) (the last may overlap
+  // its neighbour); [f0, f1) read inside the row.
+  struct NchwCols {
+    int64_t nvec, f0, f1;
+  };
+  template <class Sp>
+  static NchwCols nchw_cols(const Dw2dShape& s) {
+    const Geo<Sp> g(s);
+    NchwCols c{ceil_div_nonneg(s.OW, L), 0, 0};
+    if (s.OW < L) return c;
+    while (c.f0 < c.nvec && !column_inside(s, g, min64(c.f0 * L, s.OW - L))) ++c.f0;
+    for (c.f1 = c.f0; c.f1 < c.nvec && column_inside(s, g, min64(c.f1 * L, s.OW - L));) ++c.f1;
+    return c;
+  }
+
+  // One row block (RH rows from oh0) across the whole output width.
+  template <class Sp, int RH, bool ROWS>
+  static void nchw_row_block(const Dw2dShape& s, const NchwCols& cols, const T* xp, const T* wp,
+                             V bias, T* yp, int64_t oh0) {
     if (s.OW < L) {  // one partial vector
       const int64_t col[1] = {0};
-      nchw_block<Sp, RH, 1, true>(s, xp, wp, bias, yp, oh0, col, static_cast<int>(s.OW));
+      nchw_block<Sp, RH, 1, true, ROWS>(s, xp, wp, bias, yp, oh0, col, static_cast<int>(s.OW));
       return;
     }
-    const Geo<Sp> g(s);
-    const int64_t nvec = ceil_div_nonneg(s.OW, L);
-    int64_t f0 = 0, f1;  // vectors [f0, f1) read inside the row
-    while (f0 < nvec && !column_inside(s, g, min64(f0 * L, s.OW - L))) ++f0;
-    for (f1 = f0; f1 < nvec && column_inside(s, g, min64(f1 * L, s.OW - L));) ++f1;
-    nchw_cover<Sp, RH, true>(s, xp, wp, bias, yp, oh0, 0, f0);
-    nchw_cover<Sp, RH, false>(s, xp, wp, bias, yp, oh0, f0, f1);
-    nchw_cover<Sp, RH, true>(s, xp, wp, bias, yp, oh0, f1, nvec);
+    nchw_cover<Sp, RH, true, ROWS>(s, xp, wp, bias, yp, oh0, 0, cols.f0);
+    nchw_cover<Sp, RH, false, ROWS>(s, xp, wp, bias, yp, oh0, cols.f0, cols.f1);
+    nchw_cover<Sp, RH, true, ROWS>(s, xp, wp, bias, yp, oh0, cols.f1, cols.nvec);
   }
 
   // Output rows [oh_begin, oh_end) of one plane.
   template <class Sp>
-  static void nchw_rows(const Dw2dShape& s, const T* xp, const T* wp, T b, T* yp,
-                        int64_t oh_begin, int64_t oh_end) {
+  static void nchw_rows(const Dw2dShape& s, const NchwCols& cols, const T* xp, const T* wp, T b,
+                        T* yp, int64_t oh_begin, int64_t oh_end) {
     constexpr int RH = NchwBlocking<Sp>::RH;
+    const Geo<Sp> g(s);
     const V bias = V::set1(b);
+    // whether the input rows of RH output rows from oh0 all lie inside the plane
+    auto inside = [&](int64_t oh0, int64_t rh) {
+      const int64_t ih0 = oh0 * g.SH - s.PT;
+      return ih0 >= 0 && ih0 + (rh - 1) * g.SH + (g.KH - 1) * g.DH < s.H;
+    };
     if (oh_end - oh_begin < RH) {
-      for (int64_t oh = oh_begin; oh < oh_end; ++oh) nchw_row_block<Sp, 1>(s, xp, wp, bias, yp, oh);
+      for (int64_t oh = oh_begin; oh < oh_end; ++oh) {
+        if (inside(oh, 1))
+          nchw_row_block<Sp, 1, false>(s, cols, xp, wp, bias, yp, oh);
+        else
+          nchw_row_block<Sp, 1, true>(s, cols, xp, wp, bias, yp, oh);
+      }
       return;
     }
-    for (int64_t oh = oh_begin; oh < oh_end; oh += RH)
-      nchw_row_block<Sp, RH>(s, xp, wp, bias, yp, min64(oh, oh_end - RH));
+    for (int64_t oh = oh_begin; oh < oh_end; oh += RH) {
+      const int64_t oh0 = min64(oh, oh_end - RH);  // the last block overlaps its neighbour
+      if (inside(oh0, RH))
+        nchw_row_block<Sp, RH, false>(s, cols, xp, wp, bias, yp, oh0);
+      else
+        nchw_row_block<Sp, RH, true>(s, cols, xp, wp, bias, yp, oh0);
+    }
   }
 
   // NCHW work items: (n, output channel) planes, split into bands of rows when there are too few
@@ -277,62 +315,90 @@ struct Dw2dFwd {
                    int64_t end) {
     const int64_t rows = nchw_band_rows(s), bands = ceil_div_nonneg(s.OH, rows);
     const int64_t KK = s.KH * s.KW;
+    const NchwCols cols = nchw_cols<Sp>(s);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t plane = item / bands, band = item % bands;
       const int64_t n = plane / s.cout(), co = plane % s.cout(), c = co / s.M;
-      nchw_rows<Sp>(s, x + (n * s.C + c) * s.H * s.W, w + co * KK, b ? b[co] : T(0),
+      nchw_rows<Sp>(s, cols, x + (n * s.C + c) * s.H * s.W, w + co * KK, b ? b[co] : T(0),
                     y + plane * s.OH * s.OW, band * rows, min64(s.OH, (band + 1) * rows));
     }
   }
 
   // --------------------------------------------------------------------------------- NHWC
-  static constexpr int kNhwcR = kWide ? 8 : 4;  // output pixels per block
+  template <class Sp>
+  struct NhwcBlocking {
+    // taps slide along the input row (each input pixel loaded once per group of KC taps) when
+    // the column stride is known and the dilation is 1
+    static constexpr bool kSlide = Sp::D1 && (Sp::SW == 1 || Sp::SW == 2);
+    static constexpr int R = kWide ? (Sp::kFixed ? 14 : 16) : (Sp::kFixed ? 7 : 8);  // pixels
+    static constexpr int KC = Sp::kFixed ? Sp::KW : (kWide ? 8 : 4);  // taps per group
+  };
+
+  // Taps kw0..kw0+KC-1 of one kernel row into the R pixel accumulators: input pixel q (column
+  // iw + q, iw being pixel 0's column at tap kw0) feeds pixel r through tap kw0 + k when
+  // q = r*SW + k. xw: the input at column iw; wk: the weights of tap kw0 (taps C apart).
+  template <int R, int KC, int SW, bool CHECKED, bool TAIL>
+  [[gnu::always_inline]] static inline void nhwc_slide(V* acc, const T* xw, const T* wk,
+                                                       int64_t C, int64_t iw, int64_t W, int nl) {
+    auto ld = [&](const T* p) { return TAIL ? V::load(p, nl) : V::load(p); };
+    V wv[KC];
+#pragma GCC unroll 16
+    for (int k = 0; k < KC; ++k) wv[k] = ld(wk + k * C);
+    constexpr int Q = (R - 1) * SW + KC;
+    const int64_t q_lo = CHECKED ? max64(0, -iw) : 0;
+    const int64_t q_hi = CHECKED ? min64(Q, W - iw) : Q;
+#pragma GCC unroll 64
+    for (int q = 0; q < Q; ++q) {
+      if (CHECKED && (q < q_lo || q >= q_hi)) continue;
+      const V xq = ld(xw + q * C).pinned();
+#pragma GCC unroll 16
+      for (int k = 0; k < KC; ++k) {
+        const int d = q - k;
+        if (d >= 0 && d % SW == 0 && d / SW < R) acc[d / SW] = V::fma(xq, wv[k], acc[d / SW]);
+      }
+    }
+  }
 
   // R pixels from ow0 of output row oh, one channel vector of multiplier index j. xn: image n at
   // this channel; wj: packed weights at (j, tap 0, this channel); yo: output (oh, ow0) at this
   // output channel. CHECKED: some tap of some pixel lies outside the row, or only nr < R pixels
-  // are wanted; TAIL: nl < L channels.
+  // are wanted (the others are computed from in-row pixels and dropped); TAIL: nl < L channels.
   template <class Sp, bool CHECKED, bool TAIL>
   [[gnu::always_inline]] static inline void nhwc_block(const Dw2dShape& s, const T* xn,
                                                        const T* wj, V bias, T* yo, int64_t oh,
                                                        int64_t ow0, int nr, int nl) {
-    constexpr int R = kNhwcR;
+    using B = NhwcBlocking<Sp>;
+    constexpr int R = B::R;
     const Geo<Sp> g(s);
     const int64_t C = s.C, W = s.W;
     V acc[R];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) acc[r] = bias;
-    auto ld = [&](const T* p) { return TAIL ? V::load(p, nl) : V::load(p); };
     const int64_t iw0 = ow0 * g.SW - s.PL;  // input column of pixel 0, tap 0
-    auto kernel_row = [&](int64_t kh) {
+#pragma GCC unroll 1
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
       const int64_t ih = oh * g.SH - s.PT + kh * g.DH;
-      if (ih < 0 || ih >= s.H) return;
+      if (ih < 0 || ih >= s.H) continue;
       const T* xr = xn + (ih * W + iw0) * C;  // may point outside the row; reads stay inside
       const T* wr = wj + kh * g.KW * C;
-      if constexpr (Sp::kFixed) {
-        // input pixel q of the block feeds pixel r through tap kw where q = r*SW + kw
-        constexpr int KW = Sp::KW, SW = Sp::SW, Q = (R - 1) * SW + KW;
-        V wv[KW];
-#pragma GCC unroll 8
-        for (int kw = 0; kw < KW; ++kw) wv[kw] = ld(wr + kw * C);
-        const int64_t q_lo = CHECKED ? max64(0, -iw0) : 0;
-        const int64_t q_hi = CHECKED ? min64(Q, W - iw0) : Q;
-#pragma GCC unroll 32
-        for (int q = 0; q < Q; ++q) {
-          if (CHECKED && (q < q_lo || q >= q_hi)) continue;
-          const V xq = ld(xr + q * C);
-#pragma GCC unroll 8
-          for (int kw = 0; kw < KW; ++kw) {
-            const int d = q - kw;
-            if (d >= 0 && d % SW == 0 && d / SW < R) acc[d / SW] = V::fma(xq, wv[kw], acc[d / SW]);
-          }
-        }
+      if constexpr (B::kSlide) {
+        int64_t kw = 0;
+#pragma GCC unroll 1
+        for (; kw + B::KC <= g.KW; kw += B::KC)
+          nhwc_slide<R, B::KC, Sp::SW, CHECKED, TAIL>(acc, xr + kw * C, wr + kw * C, C, iw0 + kw,
+                                                      W, nl);
+#pragma GCC unroll 1
+        for (; kw < g.KW; ++kw)
+          nhwc_slide<R, 1, Sp::SW, CHECKED, TAIL>(acc, xr + kw * C, wr + kw * C, C, iw0 + kw, W,
+                                                  nl);
       } else {
+        auto ld = [&](const T* p) { return TAIL ? V::load(p, nl) : V::load(p); };
+        const int64_t step = g.SW * C;
+#pragma GCC unroll 1
         for (int64_t kw = 0; kw < g.KW; ++kw) {
           const V wv = ld(wr + kw * C);
           const int64_t iw = iw0 + kw * g.DW;  // input column of pixel 0 at this tap
           const T* xk = xr + kw * g.DW * C;
-          const int64_t step = g.SW * C;
           if (CHECKED) {  // pixels [lo, hi) read inside the row
             const int64_t lo = iw >= 0 ? 0 : ceil_div_nonneg(-iw, g.SW);
             const int64_t hi = W - iw <= 0 ? 0 : min64(nr, ceil_div_nonneg(W - iw, g.SW));
@@ -347,9 +413,7 @@ struct Dw2dFwd {
           for (int r = 0; r < R; ++r) acc[r] = V::fma(ld(xk + r * step), wv, acc[r]);
         }
       }
-    };
-#pragma GCC unroll 1
-    for (int64_t kh = 0; kh < g.KH; ++kh) kernel_row(kh);
+    }
     const int64_t CO = s.cout(), M = s.M;
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
@@ -361,21 +425,19 @@ struct Dw2dFwd {
     }
   }
 
-  // One output row, one channel vector (nl lanes), one multiplier index: every pixel.
+  // One output row, one channel vector (nl lanes), one multiplier index: every pixel, in blocks
+  // of R (the last overlapping its neighbour); [lo, hi): the pixels whose taps are all in the row.
   template <class Sp, bool TAIL>
   static void nhwc_row_vector(const Dw2dShape& s, const T* xn, const T* wj, V bias, T* yrow,
-                              int64_t oh, int nl) {
-    constexpr int R = kNhwcR;
-    const Geo<Sp> g(s);
+                              int64_t oh, int64_t lo, int64_t hi, int nl) {
+    constexpr int R = NhwcBlocking<Sp>::R;
     const int64_t CO = s.cout();
-    int64_t lo, hi;  // pixels whose every tap is inside the row
-    interior_range(s.OW, g.SW, s.PL, g.KW, g.DW, s.W, lo, hi);
     if (s.OW < R) {
       nhwc_block<Sp, true, TAIL>(s, xn, wj, bias, yrow, oh, 0, static_cast<int>(s.OW), nl);
       return;
     }
     for (int64_t ow = 0; ow < s.OW; ow += R) {
-      const int64_t o = min64(ow, s.OW - R);  // the last block overlaps its neighbour
+      const int64_t o = min64(ow, s.OW - R);
       if (o >= lo && o + R <= hi)
         nhwc_block<Sp, false, TAIL>(s, xn, wj, bias, yrow + o * CO, oh, o, R, nl);
       else
@@ -397,6 +459,8 @@ struct Dw2dFwd {
     const int64_t C = s.C, M = s.M, KK = s.KH * s.KW, CO = s.cout();
     const int64_t per = nhwc_chunk_vectors(s);
     const int64_t chunks = ceil_div_nonneg(ceil_div_nonneg(C, L), per);
+    int64_t lo, hi;  // output columns whose taps are all inside the row
+    interior_range(s.OW, s.SW, s.PL, s.KW, s.DW, s.W, lo, hi);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t row = item / chunks, chunk = item % chunks;
       const int64_t n = row / s.OH, oh = row % s.OH;
@@ -409,9 +473,9 @@ struct Dw2dFwd {
           const V bias = b ? V::gather(b + c * M + j, M, nl) : V::zero();
           const T* wj = w + j * KK * C + c;
           if (nl == L)
-            nhwc_row_vector<Sp, false>(s, xn + c, wj, bias, yrow + c * M + j, oh, nl);
+            nhwc_row_vector<Sp, false>(s, xn + c, wj, bias, yrow + c * M + j, oh, lo, hi, nl);
           else
-            nhwc_row_vector<Sp, true>(s, xn + c, wj, bias, yrow + c * M + j, oh, nl);
+            nhwc_row_vector<Sp, true>(s, xn + c, wj, bias, yrow + c * M + j, oh, lo, hi, nl);
         }
       }
     }

@@ -56,6 +56,12 @@ struct Vec<float> {
     const __m512i i = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     return {_mm512_permutex2var_ps(a.v, i, b.v)};
   }
+  // the value in a register: stops the compiler re-loading it from memory for every use
+  Vec pinned() const {
+    Vec r = *this;
+    asm("" : "+v"(r.v));
+    return r;
+  }
 };
 
 }  // namespace

@@ -37,6 +37,7 @@ struct Vec {
   }
   static Vec even(Vec a, Vec b) { (void)b; return a; }  // lanes 0, 2, 4.. of the pair [a, b]
   static Vec odd(Vec a, Vec b) { (void)a; return b; }   // lanes 1, 3, 5.. of the pair [a, b]
+  Vec pinned() const { return *this; }  // see the SIMD versions
 };
 
 }  // namespace
