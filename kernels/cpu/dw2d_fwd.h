@@ -3,8 +3,8 @@
 //
 // One register-blocked template, instantiated per variant (Dw2dFwd::pick):
 //   k3s1 k3s2 k5s1 k5s2 k7s1 k7s2  square kernel and stride known at compile time, dilation 1:
-//                                  every tap loop unrolls and a tap column/row of weights stays
-//                                  in registers
+//                                  the loops inside one tap column (NCHW) or kernel row (NHWC)
+//                                  unroll, with that column's/row's weights in registers
 //   klarge                         kernel sizes >= 13, dilation 1, sizes read at run time, with
 //                                  taller blocks and unguarded inner rows
 //   generic                        everything else (any kernel, stride, dilation)
@@ -330,7 +330,10 @@ struct Dw2dFwd {
     // taps slide along the input row (each input pixel loaded once per group of KC taps) when
     // the column stride is known and the dilation is 1
     static constexpr bool kSlide = Sp::D1 && (Sp::SW == 1 || Sp::SW == 2);
-    static constexpr int R = kWide ? (Sp::kFixed ? 14 : 16) : (Sp::kFixed ? 7 : 8);  // pixels
+    // output pixels per block (7 and 14 divide the usual 7, 14, 28, 56, 112; stride 2 reads
+    // twice the input pixels per block, so its blocks are shorter)
+    static constexpr int R =
+        kWide ? (!Sp::kFixed ? 16 : Sp::SW == 2 ? 7 : 14) : (Sp::kFixed ? 7 : 8);
     static constexpr int KC = Sp::kFixed ? Sp::KW : (kWide ? 8 : 4);  // taps per group
   };
 
