@@ -48,6 +48,30 @@ struct Vec<float> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // forward kernels (dw2d_fwd.h): lanes [lo, hi) only, zero elsewhere; stride-2 deinterleave
+  using Mask = __m256i;  // lanes [lo, hi), made once for many loads
+  static Mask mask_range(int lo, int hi) {
+    return _mm256_andnot_si256(lanes_below(lo), lanes_below(hi));
+  }
+  static Vec load_mask(const float* p, Mask m) { return {_mm256_maskload_ps(p, m)}; }
+  static Vec gather_mask(const float* p, int64_t stride, Mask m) {
+    return {_mm256_mask_i32gather_ps(_mm256_setzero_ps(), p, offsets(stride),
+                                     _mm256_castsi256_ps(m), 4)};
+  }
+  static Vec even(Vec a, Vec b) {  // lanes 0, 2, 4.. of the 16-lane pair [a, b]
+    const __m256 s = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(2, 0, 2, 0));
+    return {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)))};
+  }
+  static Vec odd(Vec a, Vec b) {  // lanes 1, 3, 5.. of the 16-lane pair [a, b]
+    const __m256 s = _mm256_shuffle_ps(a.v, b.v, _MM_SHUFFLE(3, 1, 3, 1));
+    return {_mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)))};
+  }
+  // the value in a register: stops the compiler re-loading it from memory for every use
+  Vec pinned() const {
+    Vec r = *this;
+    asm("" : "+v"(r.v));
+    return r;
+  }
 };
 
 }  // namespace

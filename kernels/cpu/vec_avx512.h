@@ -39,6 +39,29 @@ struct Vec<float> {
   }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   float sum() const { return _mm512_reduce_add_ps(v); }
+  // forward kernels (dw2d_fwd.h): lanes [lo, hi) only, zero elsewhere; stride-2 deinterleave
+  using Mask = __mmask16;  // lanes [lo, hi) with 0 <= lo, hi <= N, made once for many loads
+  static Mask mask_range(int lo, int hi) {
+    return lo >= hi ? Mask(0) : static_cast<Mask>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+  }
+  static Vec load_mask(const float* p, Mask m) { return {_mm512_maskz_loadu_ps(m, p)}; }
+  static Vec gather_mask(const float* p, int64_t stride, Mask m) {
+    return {_mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, offsets(stride), p, 4)};
+  }
+  static Vec even(Vec a, Vec b) {  // lanes 0, 2, 4.. of the 32-lane pair [a, b]
+    const __m512i i = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    return {_mm512_permutex2var_ps(a.v, i, b.v)};
+  }
+  static Vec odd(Vec a, Vec b) {  // lanes 1, 3, 5.. of the 32-lane pair [a, b]
+    const __m512i i = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    return {_mm512_permutex2var_ps(a.v, i, b.v)};
+  }
+  // the value in a register: stops the compiler re-loading it from memory for every use
+  Vec pinned() const {
+    Vec r = *this;
+    asm("" : "+v"(r.v));
+    return r;
+  }
 };
 
 }  // namespace

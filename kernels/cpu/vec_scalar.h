@@ -27,6 +27,17 @@ struct Vec {
   }
   static Vec fma(Vec a, Vec b, Vec c) { return {a.v * b.v + c.v}; }
   T sum() const { return v; }
+  // forward kernels (dw2d_fwd.h): lanes [lo, hi) only, zero elsewhere; stride-2 deinterleave
+  using Mask = bool;  // lanes [lo, hi), made once and reused by many loads
+  static Mask mask_range(int lo, int hi) { return lo <= 0 && hi > 0; }
+  static Vec load_mask(const T* p, Mask m) { return {m ? *p : T(0)}; }
+  static Vec gather_mask(const T* p, int64_t stride, Mask m) {
+    (void)stride;
+    return load_mask(p, m);
+  }
+  static Vec even(Vec a, Vec b) { (void)b; return a; }  // lanes 0, 2, 4.. of the pair [a, b]
+  static Vec odd(Vec a, Vec b) { (void)a; return b; }   // lanes 1, 3, 5.. of the pair [a, b]
+  Vec pinned() const { return *this; }  // see the SIMD versions
 };
 
 }  // namespace
