@@ -1,57 +1,216 @@
 // Backward-weight kernels: gw = sum over batch and space of gy * x.
-// Part of dw2d_impl.h: included inside namespace dwconv::cpu::(anonymous), after Vec<T>.
+// Part of dw2d_impl.h: included inside namespace dwconv::cpu::(anonymous), after Vec<T> and
+// dw2d_bwdi.h (bwd_* helpers).
+//
+// Deterministic for any thread count: an item owns whole weight rows (all taps of some channels)
+// and sums the batch and space in one fixed order into per-lane vector accumulators, reduced
+// across lanes once at the end. Taps are processed in blocks of NT (compile-time, <= kMaxTaps)
+// accumulators held in registers while gy and x stream through once per block.
+//   NCHW: item = input channel c (its M output channels). Each x plane is copied once into a
+//         zero-bordered, column-phase-split scratch plane (stride 2: deinterleaved with vector
+//         shuffles), so every tap reads contiguous, unchecked vectors along W.
+//   NHWC: item = block of L channels; per (n, oh, kh) row the kernel row (or a chunk of it) is
+//         accumulated in registers along W with checks only at the border.
 #pragma once
 
 template <typename T>
 struct Dw2dBwdw {
   using V = Vec<T>;
   static constexpr int L = V::N;
+  // accumulators per block: leaves registers for gy, x and addresses (32 zmm, 16 ymm/xmm)
+  static constexpr int kMaxTaps = L >= 16 ? 24 : 12;
 
-  static const char* variant(const Dw2dShape&, Layout) { return "generic"; }
-
-  static constexpr int kTapBlock = 8;  // weight taps accumulated at once (registers)
-
-  static int64_t bwdw_items(const Dw2dShape& s, Layout layout) {
-    // NCHW: one output channel; NHWC: one block of L input channels (all M multipliers).
-    // Each item sums over the whole batch in a fixed order: deterministic for any thread count.
-    return layout == Layout::NCHW ? s.cout() : (s.C + L - 1) / L;
+  // Calls f.template operator()<NT>() for the runtime nt in [1, kMaxTaps].
+  template <int NT = kMaxTaps, typename F>
+  static void with_nt(int64_t nt, F&& f) {
+    if constexpr (NT > 1) {
+      if (nt < NT) return with_nt<NT - 1>(nt, f);
+    }
+    f.template operator()<NT>();
   }
 
-  static void bwdw_nchw_channel(const Dw2dShape& s, int64_t co, const T* gy, const T* x, T* gw) {
-    const int64_t c = co / s.M;
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      for (int64_t kw = 0; kw < s.KW; ++kw) {
-        int64_t lo, hi;
-        valid_range(s.OW, s.SW, -s.PL + kw * s.DW, s.W, lo, hi);
-        V vacc = V::zero();
-        for (int64_t n = 0; n < s.N; ++n) {
-          const T* g = gy + (n * s.cout() + co) * s.OH * s.OW;
-          const T* xp = x + (n * s.C + c) * s.H * s.W;
-          for (int64_t oh = 0; oh < s.OH; ++oh) {
-            const int64_t ih = tap_index(oh, s.SH, s.PT, kh, s.DH, s.H);
-            if (ih < 0) continue;
-            const T* grow = g + oh * s.OW;
-            const T* xrow = xp + ih * s.W - s.PL + kw * s.DW;
-            for (int64_t ow = lo; ow < hi; ow += L) {
-              const int nl = static_cast<int>(min64(L, hi - ow));
-              vacc = V::fma(V::load(grow + ow, nl), V::gather(xrow + ow * s.SW, s.SW, nl), vacc);
-            }
-          }
-        }
-        gw[co * s.KH * s.KW + kh * s.KW + kw] = vacc.sum();
+  // count taps split into ceil(count / kMaxTaps) blocks of near-equal size; block b = [first, +n)
+  static void tap_block(int64_t count, int64_t b, int64_t& first, int64_t& n) {
+    const int64_t nb = (count + kMaxTaps - 1) / kMaxTaps, q = count / nb, r = count % nb;
+    first = b * q + min64(b, r);
+    n = q + (b < r ? 1 : 0);
+  }
+  static int64_t tap_blocks(int64_t count) { return (count + kMaxTaps - 1) / kMaxTaps; }
+
+  static const char* variant(const Dw2dShape& s, Layout layout) {
+    if (layout == Layout::NCHW) return s.SW == 1 ? "s1" : s.SW == 2 ? "s2" : "generic";
+    if (s.M != 1) return "generic";
+    return s.KW <= kMaxTaps ? "row" : "tiled";
+  }
+
+  static int64_t bwdw_items(const Dw2dShape& s, Layout layout) {
+    return layout == Layout::NCHW ? s.C : (s.C + L - 1) / L;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // NCHW
+  // ------------------------------------------------------------------------------------------
+
+  // Scratch plane: row b = ih + PT, column phase ph, position q hold x[ih][q*SW + ph - PL]
+  // (zero outside x); Qw positions per phase, rows RS = SW*Qw apart.
+  static void fill_plane(const Dw2dShape& s, const T* xp, int64_t Hx, int64_t Qw, T* buf) {
+    const int64_t SW = s.SW, RS = SW * Qw;
+    for (int64_t b = 0; b < Hx; ++b) {
+      T* dst = buf + b * RS;
+      const int64_t ih = b - s.PT;
+      if (ih < 0 || ih >= s.H) {
+        for (int64_t i = 0; i < RS; ++i) dst[i] = T(0);
+        continue;
       }
+      const T* src = xp + ih * s.W;
+      int64_t q = 0;
+      if (SW == 2) {
+        // positions whose 2L source columns lie inside the row: vector deinterleave
+        const int64_t qlo = (s.PL + 1) / 2;  // 2q - PL >= 0
+        for (; q < qlo && q < Qw; ++q)
+          for (int64_t ph = 0; ph < 2; ++ph) {
+            const int64_t iw = 2 * q + ph - s.PL;
+            dst[ph * Qw + q] = (iw >= 0 && iw < s.W) ? src[iw] : T(0);
+          }
+        for (; q + L <= Qw && 2 * q - s.PL + 2 * L <= s.W; q += L) {
+          V e, o;
+          const T* p = src + 2 * q - s.PL;
+          V::deinterleave(V::load(p), V::load(p + L), e, o);
+          e.store(dst + q);
+          o.store(dst + Qw + q);
+        }
+      } else if (SW == 1) {
+        for (; q < s.PL && q < Qw; ++q) dst[q] = T(0);
+        for (; q < Qw && q - s.PL < s.W; ++q) dst[q] = src[q - s.PL];
+      }
+      for (; q < Qw; ++q)
+        for (int64_t ph = 0; ph < SW; ++ph) {
+          const int64_t iw = q * SW + ph - s.PL;
+          dst[ph * Qw + q] = (iw >= 0 && iw < s.W) ? src[iw] : T(0);
+        }
     }
   }
 
-  static void bwdw_nhwc_block(const Dw2dShape& s, int64_t c, const T* gy, const T* x, T* gwp) {
+  // acc[t] += sum over the plane of gy * x at tap offset off[t]
+  template <int NT>
+  static void nchw_block(const Dw2dShape& s, const T* g, const T* buf, int64_t RS,
+                         const int64_t* off, V* vacc) {
+    V acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = vacc[t];
+    int64_t o[NT];
+    for (int t = 0; t < NT; ++t) o[t] = off[t];
+    for (int64_t oh = 0; oh < s.OH; ++oh) {
+      const T* grow = g + oh * s.OW;
+      const T* xrow = buf + oh * s.SH * RS;
+      int64_t ow = 0;
+      for (; ow + L <= s.OW; ow += L) {
+        const V gv = V::load(grow + ow);
+        for (int t = 0; t < NT; ++t) acc[t] = V::fma(gv, V::load(xrow + o[t] + ow), acc[t]);
+      }
+      if (ow < s.OW) {
+        const int n = static_cast<int>(s.OW - ow);
+        const V gv = V::load(grow + ow, n);
+        for (int t = 0; t < NT; ++t) acc[t] = V::fma(gv, V::load(xrow + o[t] + ow, n), acc[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) vacc[t] = acc[t];
+  }
+
+  static void bwdw_nchw(const Dw2dShape& s, const T* gy, const T* x, T* gw, int64_t begin,
+                        int64_t end) {
+    const int64_t KK = s.KH * s.KW;
+    const int64_t Hx = (s.OH - 1) * s.SH + (s.KH - 1) * s.DH + 1;
+    const int64_t Wx = (s.OW - 1) * s.SW + (s.KW - 1) * s.DW + 1;
+    const int64_t Qw = (Wx + s.SW - 1) / s.SW + L;
+    const int64_t RS = s.SW * Qw;
+    T* buf = bwd_scratch<T, 0>(Hx * RS);
+    V* vacc = bwd_scratch<V, 3>(s.M * KK);
+    int64_t* off = bwd_scratch<int64_t, 2>(KK);
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw)
+        off[kh * s.KW + kw] = kh * s.DH * RS + (kw * s.DW) % s.SW * Qw + (kw * s.DW) / s.SW;
+    for (int64_t c = begin; c < end; ++c) {
+      for (int64_t i = 0; i < s.M * KK; ++i) vacc[i] = V::zero();
+      for (int64_t n = 0; n < s.N; ++n) {
+        fill_plane(s, x + (n * s.C + c) * s.H * s.W, Hx, Qw, buf);
+        for (int64_t j = 0; j < s.M; ++j) {
+          const T* g = gy + ((n * s.C + c) * s.M + j) * s.OH * s.OW;
+          for (int64_t b = 0; b < tap_blocks(KK); ++b) {
+            int64_t t0, nt;
+            tap_block(KK, b, t0, nt);
+            with_nt(nt, [&]<int NT>() {
+              nchw_block<NT>(s, g, buf, RS, off + t0, vacc + j * KK + t0);
+            });
+          }
+        }
+      }
+      for (int64_t i = 0; i < s.M * KK; ++i) gw[c * s.M * KK + i] = vacc[i].sum();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // NHWC, M == 1
+  // ------------------------------------------------------------------------------------------
+
+  // taps kw0 .. kw0+NT-1 of one kernel row over output columns [lo, hi)
+  template <int NT, bool Checked>
+  static void nhwc_chunk(const Dw2dShape& s, const T* xrow, const T* grow, int64_t lo,
+                         int64_t hi, int64_t kw0, int nl, V* vacc) {
+    const int64_t C = s.C;
+    V acc[NT];
+    for (int t = 0; t < NT; ++t) acc[t] = vacc[t];
+    for (int64_t ow = lo; ow < hi; ++ow) {
+      const V g = V::load(grow + ow * C, nl);
+      const int64_t iw0 = ow * s.SW - s.PL + kw0 * s.DW;
+      const T* xp = xrow + iw0 * C;
+      for (int t = 0; t < NT; ++t) {
+        if (Checked && (iw0 + t * s.DW < 0 || iw0 + t * s.DW >= s.W)) continue;
+        acc[t] = V::fma(g, V::load(xp + t * s.DW * C, nl), acc[t]);
+      }
+    }
+    for (int t = 0; t < NT; ++t) vacc[t] = acc[t];
+  }
+
+  static void bwdw_nhwc_block(const Dw2dShape& s, int64_t c, const T* gy, const T* x, T* gwp,
+                              V* vacc) {
+    const int64_t C = s.C, KK = s.KH * s.KW;
+    const int nl = static_cast<int>(min64(L, C - c));
+    for (int64_t i = 0; i < KK; ++i) vacc[i] = V::zero();
+    const int64_t nblk = tap_blocks(s.KW);
+    for (int64_t n = 0; n < s.N; ++n) {
+      for (int64_t oh = 0; oh < s.OH; ++oh) {
+        const T* grow = gy + (n * s.OH + oh) * s.OW * C + c;
+        for (int64_t kh = 0; kh < s.KH; ++kh) {
+          const int64_t ih = tap_index(oh, s.SH, s.PT, kh, s.DH, s.H);
+          if (ih < 0) continue;
+          const T* xrow = x + (n * s.H + ih) * s.W * C + c;
+          for (int64_t b = 0; b < nblk; ++b) {
+            int64_t kw0, nt;
+            tap_block(s.KW, b, kw0, nt);
+            int64_t lo, hi;  // columns where every tap of the chunk is inside x
+            interior_range(s.OW, s.SW, s.PL - kw0 * s.DW, nt, s.DW, s.W, lo, hi);
+            V* acc = vacc + kh * s.KW + kw0;
+            with_nt(nt, [&]<int NT>() {
+              nhwc_chunk<NT, true>(s, xrow, grow, 0, lo, kw0, nl, acc);
+              nhwc_chunk<NT, false>(s, xrow, grow, lo, hi, kw0, nl, acc);
+              nhwc_chunk<NT, true>(s, xrow, grow, hi, s.OW, kw0, nl, acc);
+            });
+          }
+        }
+      }
+    }
+    for (int64_t i = 0; i < KK; ++i) vacc[i].store(gwp + i * C + c, nl);
+  }
+
+  // NHWC with depth multiplier M > 1: output channels c*M + j are interleaved, so gy is gathered
+  static void bwdw_nhwc_generic(const Dw2dShape& s, int64_t c, const T* gy, const T* x,
+                                T* gwp) {
     const int64_t C = s.C, M = s.M, KK = s.KH * s.KW, CO = s.cout();
     const int nl = static_cast<int>(min64(L, C - c));
     for (int64_t j = 0; j < M; ++j) {
       for (int64_t kh = 0; kh < s.KH; ++kh) {
-        for (int64_t kw0 = 0; kw0 < s.KW; kw0 += kTapBlock) {
-          const int nt = static_cast<int>(min64(kTapBlock, s.KW - kw0));
-          V acc[kTapBlock];
-          for (int t = 0; t < kTapBlock; ++t) acc[t] = V::zero();
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          V acc = V::zero();
           for (int64_t n = 0; n < s.N; ++n) {
             for (int64_t oh = 0; oh < s.OH; ++oh) {
               const int64_t ih = tap_index(oh, s.SH, s.PT, kh, s.DH, s.H);
@@ -59,15 +218,13 @@ struct Dw2dBwdw {
               const T* xrow = x + (n * s.H + ih) * s.W * C + c;
               const T* grow = gy + (n * s.OH + oh) * s.OW * CO + c * M + j;
               for (int64_t ow = 0; ow < s.OW; ++ow) {
-                const V g = V::gather(grow + ow * CO, M, nl);
-                for (int t = 0; t < nt; ++t) {
-                  const int64_t iw = tap_index(ow, s.SW, s.PL, kw0 + t, s.DW, s.W);
-                  if (iw >= 0) acc[t] = V::fma(g, V::load(xrow + iw * C, nl), acc[t]);
-                }
+                const int64_t iw = tap_index(ow, s.SW, s.PL, kw, s.DW, s.W);
+                if (iw >= 0)
+                  acc = V::fma(V::gather(grow + ow * CO, M, nl), V::load(xrow + iw * C, nl), acc);
               }
             }
           }
-          for (int t = 0; t < nt; ++t) acc[t].store(gwp + (j * KK + kh * s.KW + kw0 + t) * C + c, nl);
+          acc.store(gwp + (j * KK + kh * s.KW + kw) * C + c, nl);
         }
       }
     }
@@ -75,11 +232,13 @@ struct Dw2dBwdw {
 
   static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
                    int64_t begin, int64_t end) {
+    if (layout == Layout::NCHW) return bwdw_nchw(s, gy, x, gw, begin, end);
+    V* vacc = bwd_scratch<V, 3>(s.KH * s.KW);
     for (int64_t item = begin; item < end; ++item) {
-      if (layout == Layout::NCHW)
-        bwdw_nchw_channel(s, item, gy, x, gw);
+      if (s.M == 1)
+        bwdw_nhwc_block(s, item * L, gy, x, gw, vacc);
       else
-        bwdw_nhwc_block(s, item * L, gy, x, gw);
+        bwdw_nhwc_generic(s, item * L, gy, x, gw);
     }
   }
 };

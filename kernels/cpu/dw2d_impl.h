@@ -7,6 +7,7 @@
 // inside the input: they run vectorised without bounds checks; the border runs a checked path.
 #pragma once
 #include <cstdint>
+#include <vector>  // per-thread scratch of the backward passes
 
 #include "dw2d.h"
 

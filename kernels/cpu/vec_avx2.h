@@ -48,6 +48,21 @@ struct Vec<float> {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // (bwd) lo/hi = a0 b0 a1 b1 ... : the 2N elements of a and b interleaved
+  static void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
+    const __m256 l = _mm256_unpacklo_ps(a.v, b.v), h = _mm256_unpackhi_ps(a.v, b.v);
+    lo = {_mm256_permute2f128_ps(l, h, 0x20)};
+    hi = {_mm256_permute2f128_ps(l, h, 0x31)};
+  }
+  // (bwd) even/odd elements of the 2N elements a0..a(N-1) b0..b(N-1)
+  static void deinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
+    even = {_mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(a.v, b.v, 0x88)), 0xD8))};
+    odd = {_mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(a.v, b.v, 0xDD)), 0xD8))};
+  }
+  // (bwd) lane-wise sum
+  static Vec add(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
 };
 
 }  // namespace

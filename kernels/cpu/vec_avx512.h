@@ -39,6 +39,21 @@ struct Vec<float> {
   }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   float sum() const { return _mm512_reduce_add_ps(v); }
+  // (bwd) lo/hi = a0 b0 a1 b1 ... : the 2N elements of a and b interleaved
+  static void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_add_epi32(il, _mm512_set1_epi32(8));
+    lo = {_mm512_permutex2var_ps(a.v, il, b.v)};
+    hi = {_mm512_permutex2var_ps(a.v, ih, b.v)};
+  }
+  // (bwd) even/odd elements of the 2N elements a0..a(N-1) b0..b(N-1)
+  static void deinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    even = {_mm512_permutex2var_ps(a.v, ie, b.v)};
+    odd = {_mm512_permutex2var_ps(a.v, _mm512_add_epi32(ie, _mm512_set1_epi32(1)), b.v)};
+  }
+  // (bwd) lane-wise sum
+  static Vec add(Vec a, Vec b) { return {_mm512_add_ps(a.v, b.v)}; }
 };
 
 }  // namespace

@@ -27,6 +27,18 @@ struct Vec {
   }
   static Vec fma(Vec a, Vec b, Vec c) { return {a.v * b.v + c.v}; }
   T sum() const { return v; }
+  // (bwd) lo/hi = a0 b0 a1 b1 ... : the 2N elements of a and b interleaved
+  static void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
+    lo = a;
+    hi = b;
+  }
+  // (bwd) even/odd elements of the 2N elements a0..a(N-1) b0..b(N-1)
+  static void deinterleave(Vec a, Vec b, Vec& even, Vec& odd) {
+    even = a;
+    odd = b;
+  }
+  // (bwd) lane-wise sum
+  static Vec add(Vec a, Vec b) { return {a.v + b.v}; }
 };
 
 }  // namespace
