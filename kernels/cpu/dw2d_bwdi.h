@@ -7,13 +7,20 @@
 //   NCHW: item = (n, c) plane. The M gy planes are copied once into a zero-padded scratch plane
 //         (no bounds checks in the hot loop); each gx row is a list of (offset, weight) taps over
 //         it. Stride 2 along W computes both column phases and interleaves them in registers.
-//   NHWC: item = (n, ih) row; vectors along C, a register tile of kTile gx positions of one column
-//         phase; taps checked only at the border. Kernel width compile-time for k3/k5/k7.
+//   NHWC: item = (n, ih) row; vectors along C, a register tile of up to 8 gx positions of one
+//         column phase; taps checked only at the border; at stride 1 the gy vectors of a kernel
+//         row are loaded once per tile and reused by every column tap (sliding window). The number of column taps of a phase is a
+//         compile-time constant up to kMaxRowTaps (k3..k7 at stride 1, up to k15 at stride 2).
 #pragma once
 
 // Helpers shared by the backward passes (dw2d_bwdw.h too).
-inline int64_t bwd_floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-inline int64_t bwd_floor_mod(int64_t a, int64_t b) { return a - bwd_floor_div(a, b) * b; }
+// Fully unrolls loops over register tiles so accumulator arrays stay in registers.
+#define DWCONV_BWD_UNROLL _Pragma("GCC unroll 32")
+inline int64_t bwd_floor_div(int64_t a, int64_t b) {
+  if (b == 1) return a;
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+inline int64_t bwd_floor_mod(int64_t a, int64_t b) { return b == 1 ? 0 : a - bwd_floor_div(a, b) * b; }
 
 // Per-thread scratch that only grows (one buffer per type and slot); contents are not kept
 // between calls that use the same slot.
@@ -24,31 +31,45 @@ U* bwd_scratch(int64_t n) {
   return buf.data();
 }
 
+// Calls f.template operator()<K>() with K = n for 1 <= n <= Max (code specialised for that
+// count), and K = 0 (count known only at run time) otherwise.
+template <int Max, typename F>
+void bwd_dispatch(int64_t n, F&& f) {
+  if constexpr (Max > 0) {
+    if (n == Max) return f.template operator()<Max>();
+    return bwd_dispatch<Max - 1>(n, f);
+  } else {
+    f.template operator()<0>();
+  }
+}
+
 template <typename T>
 struct Dw2dBwdi {
   using V = Vec<T>;
   static constexpr int L = V::N;
-  static constexpr int kTile = 4;  // vectors of gx per register tile
 
   struct Tap {
     int64_t off;  // offset into the padded scratch plane(s)
     T w;
   };
 
-  // ---- variant selection: the kernel width compiled in (NHWC) or the W-stride path (NCHW) ----
-  static int nhwc_kw(const Dw2dShape& s) {
-    return (s.KW == 3 || s.KW == 5 || s.KW == 7) ? static_cast<int>(s.KW) : 0;
-  }
-
+  // NCHW: by the W stride (s1, s2 interleaved in registers, generic strided stores).
+  // NHWC: "row" when every column phase has at most kMaxRowTaps taps (compile-time count),
+  // "tiled" otherwise (run-time tap loop); M > 1 runs the gathering generic kernel.
   static const char* variant(const Dw2dShape& s, Layout layout) {
     if (layout == Layout::NCHW) return s.SW == 1 ? "s1" : s.SW == 2 ? "s2" : "generic";
     if (s.M != 1) return "generic";
-    switch (nhwc_kw(s)) {
-      case 3: return "kw3";
-      case 5: return "kw5";
-      case 7: return "kw7";
-      default: return "tiled";
+    return max_phase_taps(s) <= kMaxRowTaps ? "row" : "tiled";
+  }
+
+  static int64_t max_phase_taps(const Dw2dShape& s) {
+    int64_t most = 0;
+    for (int64_t rw = 0; rw < s.SW && rw < s.W; ++rw) {
+      int64_t n = 0;
+      for (int64_t kw = 0; kw < s.KW; ++kw) n += bwd_floor_mod(rw + s.PL - kw * s.DW, s.SW) == 0;
+      most = max64(most, n);
     }
+    return most;
   }
 
   static int64_t bwdi_items(const Dw2dShape& s, Layout layout) {
@@ -74,7 +95,8 @@ struct Dw2dBwdi {
     g.padT = max64(0, -r_lo);
     g.padL = max64(0, -c_lo);
     g.Hb = g.padT + max64(s.OH, r_hi + 1);
-    g.Wb = g.padL + max64(s.OW, c_hi + 1) + kTile * L;  // slack: a tile may read past the row
+    // slack: the last vector of a row (and the odd phase at stride 2) reads past it
+    g.Wb = g.padL + max64(s.OW, c_hi + 1) + 2 * L;
     return g;
   }
 
@@ -105,71 +127,119 @@ struct Dw2dBwdi {
     }
   }
 
-  // acc[t] = sum over taps of src[off + t*L ...]
-  template <int TT>
-  static void gather_tile(const T* src, const Tap* taps, int64_t ntaps, V* acc) {
-    for (int t = 0; t < TT; ++t) acc[t] = V::zero();
+  // acc[r][t] = sum over taps of src[off + r*Wb + t*L ...]: RT rows of one phase, TT vectors
+  template <int TT, int RT>
+  static void gather_tile(const T* src, int64_t Wb, const Tap* taps, int64_t ntaps, V* acc) {
+    DWCONV_BWD_UNROLL
+    for (int t = 0; t < TT * RT; ++t) acc[t] = V::zero();
     for (int64_t i = 0; i < ntaps; ++i) {
       const V wv = V::set1(taps[i].w);
       const T* p = src + taps[i].off;
-      for (int t = 0; t < TT; ++t) acc[t] = V::fma(V::load(p + t * L), wv, acc[t]);
+      DWCONV_BWD_UNROLL
+      for (int r = 0; r < RT; ++r) {
+        DWCONV_BWD_UNROLL
+        for (int t = 0; t < TT; ++t)
+          acc[r * TT + t] = V::fma(V::load(p + r * Wb + t * L), wv, acc[r * TT + t]);
+      }
     }
   }
 
-  // gx row from the scratch rows starting at src; SWc: 1, 2 or 0 (any stride, strided stores)
-  template <int SWc, int TT>
-  static int64_t row_tiles(const Dw2dShape& s, const T* src, const Tap* taps,
-                           const int64_t* count, int64_t list0, int64_t per, T* gxrow,
-                           int64_t q0, int64_t nq) {
-    const int64_t step = TT * L;
-    for (; q0 + step <= nq || (TT == 1 && q0 < nq); q0 += step) {
-      if constexpr (SWc == 1) {
-        V acc[TT];
-        gather_tile<TT>(src + q0, taps + list0 * per, count[list0], acc);
+  // RT gx rows of one row phase (row r at gxrow + r*SH*W, scratch row src + r*Wb), column
+  // positions [q0, q0 + TT*L) of every column phase. SWc: 1, 2 (phases interleaved in
+  // registers) or 0 (any stride, strided stores).
+  template <int SWc, int TT, int RT>
+  static void block(const Dw2dShape& s, int64_t Wb, const T* src, const Tap* taps,
+                    const int64_t* count, int64_t list0, int64_t per, T* gxrow, int64_t q0) {
+    const int64_t gstride = s.SH * s.W;
+    if constexpr (SWc == 1) {
+      V acc[RT * TT];
+      gather_tile<TT, RT>(src + q0, Wb, taps + list0 * per, count[list0], acc);
+      DWCONV_BWD_UNROLL
+      for (int r = 0; r < RT; ++r) {
+        DWCONV_BWD_UNROLL
         for (int t = 0; t < TT; ++t) {
           const int64_t q = q0 + t * L;
-          acc[t].store(gxrow + q, static_cast<int>(min64(L, s.W - q)));
+          if (q < s.W)
+            acc[r * TT + t].store(gxrow + r * gstride + q, static_cast<int>(min64(L, s.W - q)));
         }
-      } else if constexpr (SWc == 2) {
-        V a0[TT], a1[TT];
-        gather_tile<TT>(src + q0, taps + list0 * per, count[list0], a0);
-        gather_tile<TT>(src + q0, taps + (list0 + 1) * per, count[list0 + 1], a1);
+      }
+    } else if constexpr (SWc == 2) {
+      V a0[RT * TT], a1[RT * TT];
+      gather_tile<TT, RT>(src + q0, Wb, taps + list0 * per, count[list0], a0);
+      gather_tile<TT, RT>(src + q0, Wb, taps + (list0 + 1) * per, count[list0 + 1], a1);
+      DWCONV_BWD_UNROLL
+      for (int r = 0; r < RT; ++r) {
+        DWCONV_BWD_UNROLL
         for (int t = 0; t < TT; ++t) {
           V lo, hi;
-          V::interleave(a0[t], a1[t], lo, hi);
+          V::interleave(a0[r * TT + t], a1[r * TT + t], lo, hi);
           const int64_t i = 2 * (q0 + t * L);
-          if (i < s.W) lo.store(gxrow + i, static_cast<int>(min64(L, s.W - i)));
-          if (i + L < s.W) hi.store(gxrow + i + L, static_cast<int>(min64(L, s.W - i - L)));
+          T* dst = gxrow + r * gstride;
+          if (i < s.W) lo.store(dst + i, static_cast<int>(min64(L, s.W - i)));
+          if (i + L < s.W) hi.store(dst + i + L, static_cast<int>(min64(L, s.W - i - L)));
         }
-      } else {
-        for (int64_t rw = 0; rw < s.SW && rw < s.W; ++rw) {
-          V acc[TT];
-          gather_tile<TT>(src + q0, taps + (list0 + rw) * per, count[list0 + rw], acc);
-          const int64_t nrw = (s.W - rw + s.SW - 1) / s.SW;  // gx columns of this phase
+      }
+    } else {
+      for (int64_t rw = 0; rw < s.SW && rw < s.W; ++rw) {
+        V acc[RT * TT];
+        gather_tile<TT, RT>(src + q0, Wb, taps + (list0 + rw) * per, count[list0 + rw], acc);
+        const int64_t nrw = (s.W - rw + s.SW - 1) / s.SW;  // gx columns of this phase
+        for (int r = 0; r < RT; ++r)
           for (int t = 0; t < TT; ++t) {
             const int64_t q = q0 + t * L;
             if (q < nrw)
-              acc[t].scatter(gxrow + rw + q * s.SW, s.SW, static_cast<int>(min64(L, nrw - q)));
+              acc[r * TT + t].scatter(gxrow + r * gstride + rw + q * s.SW, s.SW,
+                                      static_cast<int>(min64(L, nrw - q)));
           }
-        }
       }
     }
-    return q0;
   }
+
+  // rows [i, nr) of a row phase in groups of RT, then RT/2, ... (accumulator chains stay
+  // independent even for narrow planes)
+  template <int SWc, int TT, int RT>
+  static void rows(const Dw2dShape& s, int64_t Wb, const T* src, const Tap* taps,
+                   const int64_t* count, int64_t list0, int64_t per, T* gxrow, int64_t q0,
+                   int64_t i, int64_t nr) {
+    for (; i + RT <= nr; i += RT)
+      block<SWc, TT, RT>(s, Wb, src + i * Wb, taps, count, list0, per, gxrow + i * s.SH * s.W,
+                         q0);
+    if constexpr (RT > 1) rows<SWc, TT, RT / 2>(s, Wb, src, taps, count, list0, per, gxrow, q0, i, nr);
+  }
+
+  static constexpr int kAcc = 8;  // accumulators per block (both column phases at stride 2)
 
   template <int SWc>
   static void nchw_plane(const Dw2dShape& s, const Plane& g, const T* buf, const Tap* taps,
                          const int64_t* count, T* gxp) {
     const int64_t per = s.M * s.KH * s.KW;
     const int64_t nq = (s.W + s.SW - 1) / s.SW;  // column positions q of phase 0
-    for (int64_t ih = 0; ih < s.H; ++ih) {
-      const int64_t u = (ih + s.PT) / s.SH, ph = (ih + s.PT) % s.SH;
-      const T* src = buf + u * g.Wb;
-      T* gxrow = gxp + ih * s.W;
-      int64_t q = row_tiles<SWc, kTile>(s, src, taps, count, ph * s.SW, per, gxrow, 0, nq);
-      q = row_tiles<SWc, 2>(s, src, taps, count, ph * s.SW, per, gxrow, q, nq);
-      row_tiles<SWc, 1>(s, src, taps, count, ph * s.SW, per, gxrow, q, nq);
+    const int64_t nv = (nq + L - 1) / L;
+    constexpr int sets = SWc == 2 ? 2 : 1;
+    for (int64_t ph = 0; ph < s.SH; ++ph) {
+      const int64_t ih0 = bwd_floor_mod(ph - s.PT, s.SH);  // first gx row of this phase
+      if (ih0 >= s.H) continue;
+      const int64_t nr = (s.H - ih0 + s.SH - 1) / s.SH;
+      const T* src = buf + (ih0 + s.PT) / s.SH * g.Wb;
+      T* gxrow = gxp + ih0 * s.W;
+      const int64_t list0 = ph * s.SW;
+      int64_t v = 0;
+      for (; v + 4 <= nv; v += 4)
+        rows<SWc, 4, max_int(1, kAcc / 4 / sets)>(s, g.Wb, src, taps, count, list0, per, gxrow,
+                                                  v * L, 0, nr);
+      for (; v + 2 <= nv; v += 2)
+        rows<SWc, 2, kAcc / 2 / sets>(s, g.Wb, src, taps, count, list0, per, gxrow, v * L, 0, nr);
+      for (; v < nv; ++v)
+        rows<SWc, 1, kAcc / sets>(s, g.Wb, src, taps, count, list0, per, gxrow, v * L, 0, nr);
     }
+  }
+
+  static constexpr int max_int(int a, int b) { return a > b ? a : b; }
+
+  static void zero_fill(T* p, int64_t n) {
+    int64_t i = 0;
+    for (; i + L <= n; i += L) V::zero().store(p + i);
+    if (i < n) V::zero().store(p + i, static_cast<int>(n - i));
   }
 
   static void bwdi_nchw(const Dw2dShape& s, const T* gy, const T* w, T* gx, int64_t begin,
@@ -181,7 +251,8 @@ struct Dw2dBwdi {
     int64_t* count = bwd_scratch<int64_t, 2>(s.SH * s.SW);
     int64_t last_c = -1;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item / s.C, c = item % s.C;
+      // channel-major item order: a thread's consecutive items share their taps
+      const int64_t c = item / s.N, n = item % s.N;
       if (c != last_c) build_taps(s, g, w + c * per, taps, count);
       last_c = c;
       // zero-bordered copy of the M gy planes
@@ -192,16 +263,19 @@ struct Dw2dBwdi {
           T* brow = bj + r * g.Wb;
           const int64_t oh = r - g.padT;
           if (oh < 0 || oh >= s.OH) {
-            for (int64_t q = 0; q < g.Wb; ++q) brow[q] = T(0);
+            zero_fill(brow, g.Wb);
             continue;
           }
-          for (int64_t q = 0; q < g.padL; ++q) brow[q] = T(0);
+          zero_fill(brow, g.padL);
           const T* grow = gyp + oh * s.OW;
-          for (int64_t q = 0; q < s.OW; ++q) brow[g.padL + q] = grow[q];
-          for (int64_t q = g.padL + s.OW; q < g.Wb; ++q) brow[q] = T(0);
+          for (int64_t q = 0; q < s.OW; q += L)
+            V::load(grow + q, static_cast<int>(min64(L, s.OW - q))).store(brow + g.padL + q);
+          // the copy's last vector wrote zeros up to a multiple of L past the row
+          const int64_t done = g.padL + (s.OW + L - 1) / L * L;
+          zero_fill(brow + done, g.Wb - done);
         }
       }
-      T* gxp = gx + item * s.H * s.W;
+      T* gxp = gx + (n * s.C + c) * s.H * s.W;
       if (s.SW == 1)
         nchw_plane<1>(s, g, buf, taps, count, gxp);
       else if (s.SW == 2)
@@ -215,59 +289,149 @@ struct Dw2dBwdi {
   // NHWC, M == 1
   // ------------------------------------------------------------------------------------------
 
-  // kTT gx positions iw = rw + S*(p + t) (t < TT), channels [c, c + nl); Checked: some taps of
-  // some positions fall outside gy
-  template <int KWc, int TT, bool Checked>
-  static void nhwc_tile(const Dw2dShape& s, int64_t n, int64_t ih, int64_t rw, int64_t p,
-                        int64_t c, int nl, const T* gy, const T* wp, T* gx) {
-    const int64_t KW = KWc ? KWc : s.KW, C = s.C;
-    V acc[TT];
-    for (int t = 0; t < TT; ++t) acc[t] = V::zero();
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      const int64_t oh = tap_source(ih, s.SH, s.PT, kh, s.DH, s.OH);
-      if (oh < 0) continue;
-      const T* grow = gy + (n * s.OH + oh) * s.OW * C + c;
-      const T* wrow = wp + kh * KW * C + c;
-      for (int64_t kw = 0; kw < KW; ++kw) {
+  static constexpr int kMaxRowTaps = 8;  // column taps per phase unrolled at compile time
+
+  // Column phase rw of the gx row: its taps (kernel column kw, gy column offset off, so gx
+  // column rw + S*p reads gy column p + off) and the positions [lo, hi) needing no checks.
+  struct Phase {
+    int64_t ntaps, lo, hi, np;
+  };
+
+  static void build_phases(const Dw2dShape& s, Phase* ph, int64_t* kws, int64_t* offs) {
+    for (int64_t rw = 0; rw < s.SW && rw < s.W; ++rw) {
+      Phase& P = ph[rw];
+      P.np = (s.W - rw + s.SW - 1) / s.SW;
+      P.ntaps = 0;
+      P.lo = 0;
+      P.hi = P.np;
+      for (int64_t kw = 0; kw < s.KW; ++kw) {
         const int64_t b = rw + s.PL - kw * s.DW;
         if (bwd_floor_mod(b, s.SW) != 0) continue;
-        const int64_t ow0 = b / s.SW + p;
-        const V wv = V::load(wrow + kw * C, nl);
-        const T* g = grow + ow0 * C;
+        kws[rw * s.KW + P.ntaps] = kw;
+        offs[rw * s.KW + P.ntaps] = b / s.SW;
+        ++P.ntaps;
+        P.lo = max64(P.lo, -(b / s.SW));
+        P.hi = min64(P.hi, s.OW - b / s.SW);
+      }
+      P.lo = min64(P.lo, P.np);
+      P.hi = max64(min64(P.hi, P.np), P.lo);
+    }
+  }
+
+  // TT gx positions rw + S*(p + t), channels [c, c + nl); kernel rows khs/ohs, column taps
+  // kws/offs (NKW of them, or nkw when NKW == 0); Checked: some taps fall outside gy
+  template <bool Full>
+  static V ld(const T* p, int nl) {
+    if constexpr (Full) return V::load(p);
+    else return V::load(p, nl);
+  }
+
+  // Full: all L channels are active (no masks)
+  template <int NKW, int TT, bool Checked, bool Full>
+  static void nhwc_tile(const Dw2dShape& s, const int64_t* khs, const T* const* grows,
+                        int64_t nkh, const int64_t* kws, const int64_t* offs, int64_t nkw,
+                        int64_t p, int64_t c, int nl, const T* wp, T* dst) {
+    const int64_t C = s.C, cnt = NKW ? NKW : nkw;
+    V acc[TT];
+    DWCONV_BWD_UNROLL
+    for (int t = 0; t < TT; ++t) acc[t] = V::zero();
+    if constexpr (NKW > 0 && !Checked) {
+      if (s.SW == 1 && s.DW == 1) {
+        // stride 1, no dilation: tap u reads gy column p + t + offs[0] - u, so the TT + NKW - 1
+        // gy vectors of a kernel row are loaded once and reused by every tap (sliding window)
+        for (int64_t i = 0; i < nkh; ++i) {
+          const T* wrow = wp + khs[i] * s.KW * C + c;
+          const T* g0 = grows[i] + (p + offs[0] - (NKW - 1)) * C + c;
+          V win[TT + NKW - 1];
+          DWCONV_BWD_UNROLL
+          for (int j = 0; j < TT + NKW - 1; ++j) win[j] = ld<Full>(g0 + j * C, nl);
+          DWCONV_BWD_UNROLL
+          for (int u = 0; u < NKW; ++u) {
+            const V wv = ld<Full>(wrow + kws[u] * C, nl);
+            DWCONV_BWD_UNROLL
+            for (int t = 0; t < TT; ++t) acc[t] = V::fma(win[t + NKW - 1 - u], wv, acc[t]);
+          }
+        }
+        DWCONV_BWD_UNROLL
+        for (int t = 0; t < TT; ++t) {
+          if constexpr (Full) acc[t].store(dst + t * C);
+          else acc[t].store(dst + t * C, nl);
+        }
+        return;
+      }
+    }
+    for (int64_t i = 0; i < nkh; ++i) {
+      const T* wrow = wp + khs[i] * s.KW * C + c;
+      for (int64_t u = 0; u < cnt; ++u) {
+        const int64_t ow0 = p + offs[u];
+        const V wv = ld<Full>(wrow + kws[u] * C, nl);
+        const T* g = grows[i] + ow0 * C + c;
+        DWCONV_BWD_UNROLL
         for (int t = 0; t < TT; ++t) {
           if (Checked && (ow0 + t < 0 || ow0 + t >= s.OW)) continue;
-          acc[t] = V::fma(V::load(g + t * C, nl), wv, acc[t]);
+          acc[t] = V::fma(ld<Full>(g + t * C, nl), wv, acc[t]);
         }
       }
     }
-    T* dst = gx + ((n * s.H + ih) * s.W + rw + p * s.SW) * C + c;
-    for (int t = 0; t < TT; ++t) acc[t].store(dst + t * s.SW * C, nl);
+    DWCONV_BWD_UNROLL
+    for (int t = 0; t < TT; ++t) {
+      if constexpr (Full) acc[t].store(dst + t * s.SW * C);
+      else acc[t].store(dst + t * s.SW * C, nl);
+    }
   }
 
-  template <int KWc>
-  static void nhwc_row(const Dw2dShape& s, int64_t n, int64_t ih, const T* gy, const T* wp,
-                       T* gx) {
-    const int64_t KW = KWc ? KWc : s.KW;
-    for (int64_t rw = 0; rw < s.SW && rw < s.W; ++rw) {
-      const int64_t np = (s.W - rw + s.SW - 1) / s.SW;  // gx columns of this phase
-      // interior: positions p whose every tap of this phase lies inside gy
-      int64_t lo = 0, hi = np;
-      for (int64_t kw = 0; kw < KW; ++kw) {
-        const int64_t b = rw + s.PL - kw * s.DW;
-        if (bwd_floor_mod(b, s.SW) != 0) continue;
-        lo = max64(lo, -(b / s.SW));
-        hi = min64(hi, s.OW - b / s.SW);
+  static void bwdi_nhwc(const Dw2dShape& s, const T* gy, const T* wp, T* gx, int64_t begin,
+                        int64_t end) {
+    Phase* ph = bwd_scratch<Phase, 4>(s.SW);
+    int64_t* kws = bwd_scratch<int64_t, 5>(s.SW * s.KW);
+    int64_t* offs = bwd_scratch<int64_t, 6>(s.SW * s.KW);
+    int64_t* khs = bwd_scratch<int64_t, 7>(s.KH);
+    const T** grows = bwd_scratch<const T*, 8>(s.KH);
+    build_phases(s, ph, kws, offs);
+    const int64_t C = s.C;
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / s.H, ih = item % s.H;
+      int64_t nkh = 0;
+      for (int64_t kh = 0; kh < s.KH; ++kh) {
+        const int64_t oh = tap_source(ih, s.SH, s.PT, kh, s.DH, s.OH);
+        if (oh < 0) continue;
+        khs[nkh] = kh;
+        grows[nkh++] = gy + (n * s.OH + oh) * s.OW * C;
       }
-      lo = min64(lo, np);
-      hi = max64(min64(hi, np), lo);
-      for (int64_t c = 0; c < s.C; c += L) {
-        const int nl = static_cast<int>(min64(L, s.C - c));
-        int64_t p = 0;
-        for (; p < lo && p < np; ++p) nhwc_tile<KWc, 1, true>(s, n, ih, rw, p, c, nl, gy, wp, gx);
-        for (; p + kTile <= hi; p += kTile)
-          nhwc_tile<KWc, kTile, false>(s, n, ih, rw, p, c, nl, gy, wp, gx);
-        for (; p < hi; ++p) nhwc_tile<KWc, 1, false>(s, n, ih, rw, p, c, nl, gy, wp, gx);
-        for (; p < np; ++p) nhwc_tile<KWc, 1, true>(s, n, ih, rw, p, c, nl, gy, wp, gx);
+      T* gxrow = gx + (n * s.H + ih) * s.W * C;
+      for (int64_t rw = 0; rw < s.SW && rw < s.W; ++rw) {
+        const Phase P = ph[rw];
+        const int64_t* kw = kws + rw * s.KW;
+        const int64_t* off = offs + rw * s.KW;
+        bwd_dispatch<kMaxRowTaps>(P.ntaps, [&]<int NKW>() {
+          for (int64_t c = 0; c < C; c += L) {
+            const int nl = static_cast<int>(min64(L, C - c));
+            auto tiles = [&]<bool Full>() {
+              auto dst = [&](int64_t p) { return gxrow + (rw + p * s.SW) * C + c; };
+              const int64_t n = P.ntaps;
+              int64_t p = 0;
+              for (; p < P.lo; ++p)
+                nhwc_tile<NKW, 1, true, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
+              if constexpr (L >= 16) {  // 8 accumulators + window fit 32 registers, not 16
+                for (; p + 8 <= P.hi; p += 8)
+                  nhwc_tile<NKW, 8, false, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp,
+                                                 dst(p));
+              }
+              for (; p + 4 <= P.hi; p += 4)
+                nhwc_tile<NKW, 4, false, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
+              for (; p + 2 <= P.hi; p += 2)
+                nhwc_tile<NKW, 2, false, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
+              for (; p < P.hi; ++p)
+                nhwc_tile<NKW, 1, false, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
+              for (; p < P.np; ++p)
+                nhwc_tile<NKW, 1, true, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
+            };
+            if (nl == L)
+              tiles.template operator()<true>();
+            else
+              tiles.template operator()<false>();
+          }
+        });
       }
     }
   }
@@ -301,18 +465,8 @@ struct Dw2dBwdi {
   static void bwdi(const Dw2dShape& s, Layout layout, const T* gy, const T* w, T* gx,
                    int64_t begin, int64_t end) {
     if (layout == Layout::NCHW) return bwdi_nchw(s, gy, w, gx, begin, end);
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t n = item / s.H, ih = item % s.H;
-      if (s.M != 1) {
-        nhwc_row_generic(s, n, ih, gy, w, gx);
-        continue;
-      }
-      switch (nhwc_kw(s)) {
-        case 3: nhwc_row<3>(s, n, ih, gy, w, gx); break;
-        case 5: nhwc_row<5>(s, n, ih, gy, w, gx); break;
-        case 7: nhwc_row<7>(s, n, ih, gy, w, gx); break;
-        default: nhwc_row<0>(s, n, ih, gy, w, gx); break;
-      }
-    }
+    if (s.M == 1) return bwdi_nhwc(s, gy, w, gx, begin, end);
+    for (int64_t item = begin; item < end; ++item)
+      nhwc_row_generic(s, item / s.H, item % s.H, gy, w, gx);
   }
 };

@@ -9,8 +9,9 @@
 //   NCHW: item = input channel c (its M output channels). Each x plane is copied once into a
 //         zero-bordered, column-phase-split scratch plane (stride 2: deinterleaved with vector
 //         shuffles), so every tap reads contiguous, unchecked vectors along W.
-//   NHWC: item = block of L channels; per (n, oh, kh) row the kernel row (or a chunk of it) is
-//         accumulated in registers along W with checks only at the border.
+//   NHWC: item = block of L channels; a thread's range of blocks is swept together row by row.
+//         Per (n, oh, kh) the kernel row (or a chunk of it) is accumulated in registers along W
+//         with checks only at the border.
 #pragma once
 
 template <typename T>
@@ -58,36 +59,39 @@ struct Dw2dBwdw {
     for (int64_t b = 0; b < Hx; ++b) {
       T* dst = buf + b * RS;
       const int64_t ih = b - s.PT;
-      if (ih < 0 || ih >= s.H) {
-        for (int64_t i = 0; i < RS; ++i) dst[i] = T(0);
-        continue;
-      }
-      const T* src = xp + ih * s.W;
       int64_t q = 0;
-      if (SW == 2) {
-        // positions whose 2L source columns lie inside the row: vector deinterleave
-        const int64_t qlo = (s.PL + 1) / 2;  // 2q - PL >= 0
-        for (; q < qlo && q < Qw; ++q)
-          for (int64_t ph = 0; ph < 2; ++ph) {
-            const int64_t iw = 2 * q + ph - s.PL;
-            dst[ph * Qw + q] = (iw >= 0 && iw < s.W) ? src[iw] : T(0);
+      if (ih >= 0 && ih < s.H) {
+        const T* src = xp + ih * s.W;
+        if (SW == 1) {
+          for (; q < s.PL; ++q) dst[q] = T(0);
+          for (; q - s.PL < s.W; q += L) {  // masked loads read zeros past the row end
+            V::load(src + q - s.PL, static_cast<int>(min64(L, s.W - (q - s.PL)))).store(dst + q);
           }
-        for (; q + L <= Qw && 2 * q - s.PL + 2 * L <= s.W; q += L) {
-          V e, o;
-          const T* p = src + 2 * q - s.PL;
-          V::deinterleave(V::load(p), V::load(p + L), e, o);
-          e.store(dst + q);
-          o.store(dst + Qw + q);
+        } else if (SW == 2) {
+          for (; 2 * q - s.PL < 0; ++q) {
+            dst[q] = T(0);
+            dst[Qw + q] = (2 * q + 1 - s.PL >= 0 && 2 * q + 1 - s.PL < s.W) ? src[2 * q + 1 - s.PL]
+                                                                           : T(0);
+          }
+          for (; 2 * q - s.PL < s.W; q += L) {
+            const int64_t i = 2 * q - s.PL;
+            V e, o;
+            V::deinterleave(V::load(src + i, static_cast<int>(min64(L, s.W - i))),
+                            V::load(src + i + L, static_cast<int>(max64(0, min64(L, s.W - i - L)))),
+                            e, o);
+            e.store(dst + q);
+            o.store(dst + Qw + q);
+          }
+        } else {
+          for (; q < Qw; ++q)
+            for (int64_t ph = 0; ph < SW; ++ph) {
+              const int64_t iw = q * SW + ph - s.PL;
+              dst[ph * Qw + q] = (iw >= 0 && iw < s.W) ? src[iw] : T(0);
+            }
         }
-      } else if (SW == 1) {
-        for (; q < s.PL && q < Qw; ++q) dst[q] = T(0);
-        for (; q < Qw && q - s.PL < s.W; ++q) dst[q] = src[q - s.PL];
       }
-      for (; q < Qw; ++q)
-        for (int64_t ph = 0; ph < SW; ++ph) {
-          const int64_t iw = q * SW + ph - s.PL;
-          dst[ph * Qw + q] = (iw >= 0 && iw < s.W) ? src[iw] : T(0);
-        }
+      for (int64_t ph = 0; ph < SW; ++ph)
+        for (int64_t i = q; i < Qw; ++i) dst[ph * Qw + i] = T(0);
     }
   }
 
@@ -96,8 +100,10 @@ struct Dw2dBwdw {
   static void nchw_block(const Dw2dShape& s, const T* g, const T* buf, int64_t RS,
                          const int64_t* off, V* vacc) {
     V acc[NT];
+    DWCONV_BWD_UNROLL
     for (int t = 0; t < NT; ++t) acc[t] = vacc[t];
     int64_t o[NT];
+    DWCONV_BWD_UNROLL
     for (int t = 0; t < NT; ++t) o[t] = off[t];
     for (int64_t oh = 0; oh < s.OH; ++oh) {
       const T* grow = g + oh * s.OW;
@@ -105,14 +111,17 @@ struct Dw2dBwdw {
       int64_t ow = 0;
       for (; ow + L <= s.OW; ow += L) {
         const V gv = V::load(grow + ow);
+        DWCONV_BWD_UNROLL
         for (int t = 0; t < NT; ++t) acc[t] = V::fma(gv, V::load(xrow + o[t] + ow), acc[t]);
       }
       if (ow < s.OW) {
         const int n = static_cast<int>(s.OW - ow);
         const V gv = V::load(grow + ow, n);
+        DWCONV_BWD_UNROLL
         for (int t = 0; t < NT; ++t) acc[t] = V::fma(gv, V::load(xrow + o[t] + ow, n), acc[t]);
       }
     }
+    DWCONV_BWD_UNROLL
     for (int t = 0; t < NT; ++t) vacc[t] = acc[t];
   }
 
@@ -121,7 +130,8 @@ struct Dw2dBwdw {
     const int64_t KK = s.KH * s.KW;
     const int64_t Hx = (s.OH - 1) * s.SH + (s.KH - 1) * s.DH + 1;
     const int64_t Wx = (s.OW - 1) * s.SW + (s.KW - 1) * s.DW + 1;
-    const int64_t Qw = (Wx + s.SW - 1) / s.SW + L;
+    // positions per phase: every tap's reach and every x column, plus a vector of slack
+    const int64_t Qw = max64(Wx, s.PL + s.W) / s.SW + 1 + L;
     const int64_t RS = s.SW * Qw;
     T* buf = bwd_scratch<T, 0>(Hx * RS);
     V* vacc = bwd_scratch<V, 3>(s.M * KK);
@@ -153,53 +163,82 @@ struct Dw2dBwdw {
   // ------------------------------------------------------------------------------------------
 
   // taps kw0 .. kw0+NT-1 of one kernel row over output columns [lo, hi)
-  template <int NT, bool Checked>
+  template <bool Full>
+  static V ld(const T* p, int nl) {
+    if constexpr (Full) return V::load(p);
+    else return V::load(p, nl);
+  }
+
+  // Full: all L channels are active (no masks)
+  template <int NT, bool Checked, bool Full>
   static void nhwc_chunk(const Dw2dShape& s, const T* xrow, const T* grow, int64_t lo,
                          int64_t hi, int64_t kw0, int nl, V* vacc) {
     const int64_t C = s.C;
     V acc[NT];
+    DWCONV_BWD_UNROLL
     for (int t = 0; t < NT; ++t) acc[t] = vacc[t];
     for (int64_t ow = lo; ow < hi; ++ow) {
-      const V g = V::load(grow + ow * C, nl);
+      const V g = ld<Full>(grow + ow * C, nl);
       const int64_t iw0 = ow * s.SW - s.PL + kw0 * s.DW;
       const T* xp = xrow + iw0 * C;
+      DWCONV_BWD_UNROLL
       for (int t = 0; t < NT; ++t) {
         if (Checked && (iw0 + t * s.DW < 0 || iw0 + t * s.DW >= s.W)) continue;
-        acc[t] = V::fma(g, V::load(xp + t * s.DW * C, nl), acc[t]);
+        acc[t] = V::fma(g, ld<Full>(xp + t * s.DW * C, nl), acc[t]);
       }
     }
+    DWCONV_BWD_UNROLL
     for (int t = 0; t < NT; ++t) vacc[t] = acc[t];
   }
 
-  static void bwdw_nhwc_block(const Dw2dShape& s, int64_t c, const T* gy, const T* x, T* gwp,
-                              V* vacc) {
-    const int64_t C = s.C, KK = s.KH * s.KW;
-    const int nl = static_cast<int>(min64(L, C - c));
-    for (int64_t i = 0; i < KK; ++i) vacc[i] = V::zero();
-    const int64_t nblk = tap_blocks(s.KW);
+  // Channel blocks [begin, end) together, so each (n, oh) row is read as one contiguous run;
+  // every channel's sum still runs in the same order whatever the item range.
+  static void bwdw_nhwc(const Dw2dShape& s, const T* gy, const T* x, T* gwp, int64_t begin,
+                        int64_t end) {
+    const int64_t C = s.C, KK = s.KH * s.KW, nblk = tap_blocks(s.KW);
+    V* vacc = bwd_scratch<V, 3>((end - begin) * KK);
+    for (int64_t i = 0; i < (end - begin) * KK; ++i) vacc[i] = V::zero();
+    int64_t* chunk = bwd_scratch<int64_t, 2>(4 * nblk);  // kw0, nt, lo, hi per chunk
+    for (int64_t b = 0; b < nblk; ++b) {
+      int64_t* ch = chunk + 4 * b;
+      tap_block(s.KW, b, ch[0], ch[1]);
+      // columns where every tap of the chunk is inside x
+      interior_range(s.OW, s.SW, s.PL - ch[0] * s.DW, ch[1], s.DW, s.W, ch[2], ch[3]);
+    }
     for (int64_t n = 0; n < s.N; ++n) {
       for (int64_t oh = 0; oh < s.OH; ++oh) {
-        const T* grow = gy + (n * s.OH + oh) * s.OW * C + c;
+        const T* grow = gy + (n * s.OH + oh) * s.OW * C;
         for (int64_t kh = 0; kh < s.KH; ++kh) {
           const int64_t ih = tap_index(oh, s.SH, s.PT, kh, s.DH, s.H);
           if (ih < 0) continue;
-          const T* xrow = x + (n * s.H + ih) * s.W * C + c;
+          const T* xrow = x + (n * s.H + ih) * s.W * C;
           for (int64_t b = 0; b < nblk; ++b) {
-            int64_t kw0, nt;
-            tap_block(s.KW, b, kw0, nt);
-            int64_t lo, hi;  // columns where every tap of the chunk is inside x
-            interior_range(s.OW, s.SW, s.PL - kw0 * s.DW, nt, s.DW, s.W, lo, hi);
-            V* acc = vacc + kh * s.KW + kw0;
-            with_nt(nt, [&]<int NT>() {
-              nhwc_chunk<NT, true>(s, xrow, grow, 0, lo, kw0, nl, acc);
-              nhwc_chunk<NT, false>(s, xrow, grow, lo, hi, kw0, nl, acc);
-              nhwc_chunk<NT, true>(s, xrow, grow, hi, s.OW, kw0, nl, acc);
+            const int64_t *ch = chunk + 4 * b, kw0 = ch[0], lo = ch[2], hi = ch[3];
+            with_nt(ch[1], [&]<int NT>() {
+              for (int64_t cb = begin; cb < end; ++cb) {
+                const int64_t c = cb * L;
+                const int nl = static_cast<int>(min64(L, C - c));
+                V* acc = vacc + (cb - begin) * KK + kh * s.KW + kw0;
+                if (nl == L) {
+                  nhwc_chunk<NT, true, true>(s, xrow + c, grow + c, 0, lo, kw0, nl, acc);
+                  nhwc_chunk<NT, false, true>(s, xrow + c, grow + c, lo, hi, kw0, nl, acc);
+                  nhwc_chunk<NT, true, true>(s, xrow + c, grow + c, hi, s.OW, kw0, nl, acc);
+                } else {
+                  nhwc_chunk<NT, true, false>(s, xrow + c, grow + c, 0, lo, kw0, nl, acc);
+                  nhwc_chunk<NT, false, false>(s, xrow + c, grow + c, lo, hi, kw0, nl, acc);
+                  nhwc_chunk<NT, true, false>(s, xrow + c, grow + c, hi, s.OW, kw0, nl, acc);
+                }
+              }
             });
           }
         }
       }
     }
-    for (int64_t i = 0; i < KK; ++i) vacc[i].store(gwp + i * C + c, nl);
+    for (int64_t cb = begin; cb < end; ++cb) {
+      const int64_t c = cb * L;
+      const int nl = static_cast<int>(min64(L, C - c));
+      for (int64_t i = 0; i < KK; ++i) vacc[(cb - begin) * KK + i].store(gwp + i * C + c, nl);
+    }
   }
 
   // NHWC with depth multiplier M > 1: output channels c*M + j are interleaved, so gy is gathered
@@ -233,12 +272,7 @@ struct Dw2dBwdw {
   static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
                    int64_t begin, int64_t end) {
     if (layout == Layout::NCHW) return bwdw_nchw(s, gy, x, gw, begin, end);
-    V* vacc = bwd_scratch<V, 3>(s.KH * s.KW);
-    for (int64_t item = begin; item < end; ++item) {
-      if (s.M == 1)
-        bwdw_nhwc_block(s, item * L, gy, x, gw, vacc);
-      else
-        bwdw_nhwc_generic(s, item * L, gy, x, gw);
-    }
+    if (s.M == 1) return bwdw_nhwc(s, gy, x, gw, begin, end);
+    for (int64_t item = begin; item < end; ++item) bwdw_nhwc_generic(s, item * L, gy, x, gw);
   }
 };
