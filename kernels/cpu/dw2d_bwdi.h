@@ -404,33 +404,29 @@ struct Dw2dBwdi {
         const int64_t* kw = kws + rw * s.KW;
         const int64_t* off = offs + rw * s.KW;
         bwd_dispatch<kMaxRowTaps>(P.ntaps, [&]<int NKW>() {
-          for (int64_t c = 0; c < C; c += L) {
-            const int nl = static_cast<int>(min64(L, C - c));
-            auto tiles = [&]<bool Full>() {
-              auto dst = [&](int64_t p) { return gxrow + (rw + p * s.SW) * C + c; };
-              const int64_t n = P.ntaps;
-              int64_t p = 0;
-              for (; p < P.lo; ++p)
-                nhwc_tile<NKW, 1, true, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
-              if constexpr (L >= 16) {  // 8 accumulators + window fit 32 registers, not 16
-                for (; p + 8 <= P.hi; p += 8)
-                  nhwc_tile<NKW, 8, false, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp,
-                                                 dst(p));
-              }
-              for (; p + 4 <= P.hi; p += 4)
-                nhwc_tile<NKW, 4, false, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
-              for (; p + 2 <= P.hi; p += 2)
-                nhwc_tile<NKW, 2, false, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
-              for (; p < P.hi; ++p)
-                nhwc_tile<NKW, 1, false, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
-              for (; p < P.np; ++p)
-                nhwc_tile<NKW, 1, true, Full>(s, khs, grows, nkh, kw, off, n, p, c, nl, wp, dst(p));
-            };
-            if (nl == L)
-              tiles.template operator()<true>();
-            else
-              tiles.template operator()<false>();
-          }
+          // one tile of positions across all channel blocks: whole gx pixels written at once
+          auto tile = [&]<int TT, bool Checked>(int64_t p) {
+            T* dst = gxrow + (rw + p * s.SW) * C;
+            int64_t c = 0;
+            for (; c + L <= C; c += L)
+              nhwc_tile<NKW, TT, Checked, true>(s, khs, grows, nkh, kw, off, P.ntaps, p, c, L, wp,
+                                                dst + c);
+            if (c < C)
+              nhwc_tile<NKW, TT, Checked, false>(s, khs, grows, nkh, kw, off, P.ntaps, p, c,
+                                                 static_cast<int>(C - c), wp, dst + c);
+          };
+          // positions [p, end) in tiles of 8, 4, 2, 1: independent accumulator chains
+          auto run = [&]<bool Checked>(int64_t p, int64_t end) {
+            if constexpr (L >= 16) {  // 8 accumulators + window fit 32 registers, not 16
+              for (; p + 8 <= end; p += 8) tile.template operator()<8, Checked>(p);
+            }
+            for (; p + 4 <= end; p += 4) tile.template operator()<4, Checked>(p);
+            for (; p + 2 <= end; p += 2) tile.template operator()<2, Checked>(p);
+            for (; p < end; ++p) tile.template operator()<1, Checked>(p);
+          };
+          run.template operator()<true>(0, P.lo);
+          run.template operator()<false>(P.lo, P.hi);
+          run.template operator()<true>(P.hi, P.np);
         });
       }
     }
