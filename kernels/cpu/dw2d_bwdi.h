@@ -16,6 +16,8 @@
 // Helpers shared by the backward passes (dw2d_bwdw.h too).
 // Fully unrolls loops over register tiles so accumulator arrays stay in registers.
 #define DWCONV_BWD_UNROLL _Pragma("GCC unroll 32")
+// Inlined into the channel loop of its caller, so per-tile set-up is hoisted out of it.
+#define DWCONV_BWD_INLINE inline __attribute__((always_inline))
 inline int64_t bwd_floor_div(int64_t a, int64_t b) {
   if (b == 1) return a;
   return a >= 0 ? a / b : -((-a + b - 1) / b);
@@ -328,7 +330,7 @@ struct Dw2dBwdi {
 
   // Full: all L channels are active (no masks)
   template <int NKW, int TT, bool Checked, bool Full>
-  static void nhwc_tile(const Dw2dShape& s, const int64_t* khs, const T* const* grows,
+  DWCONV_BWD_INLINE static void nhwc_tile(const Dw2dShape& s, const int64_t* khs, const T* const* grows,
                         int64_t nkh, const int64_t* kws, const int64_t* offs, int64_t nkw,
                         int64_t p, int64_t c, int nl, const T* wp, T* dst) {
     const int64_t C = s.C, cnt = NKW ? NKW : nkw;
