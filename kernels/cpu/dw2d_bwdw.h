@@ -41,6 +41,7 @@ struct Dw2dBwdw {
   static const char* variant(const Dw2dShape& s, Layout layout) {
     if (layout == Layout::NCHW) return s.SW == 1 ? "s1" : s.SW == 2 ? "s2" : "generic";
     if (s.M != 1) return "generic";
+    if (s.KH == 3 && s.KW == 3) return "k3";
     return s.KW <= kMaxTaps ? "row" : "tiled";
   }
 
@@ -162,33 +163,65 @@ struct Dw2dBwdw {
   // NHWC, M == 1
   // ------------------------------------------------------------------------------------------
 
-  // taps kw0 .. kw0+NT-1 of one kernel row over output columns [lo, hi)
   template <bool Full>
   static V ld(const T* p, int nl) {
     if constexpr (Full) return V::load(p);
     else return V::load(p, nl);
   }
 
-  // Full: all L channels are active (no masks)
-  template <int NT, bool Checked, bool Full>
-  static void nhwc_chunk(const Dw2dShape& s, const T* xrow, const T* grow, int64_t lo,
+  // taps kw0 .. kw0+NT-1 of NR kernel rows (x rows xrows[r], accumulators KW apart) over
+  // output columns [lo, hi); Full: all L channels are active (no masks)
+  template <int NR, int NT, bool Checked, bool Full>
+  static void nhwc_chunk(const Dw2dShape& s, const T* const* xrows, const T* grow, int64_t lo,
                          int64_t hi, int64_t kw0, int nl, V* vacc) {
     const int64_t C = s.C;
-    V acc[NT];
+    V acc[NR * NT];
     DWCONV_BWD_UNROLL
-    for (int t = 0; t < NT; ++t) acc[t] = vacc[t];
+    for (int r = 0; r < NR; ++r) {
+      DWCONV_BWD_UNROLL
+      for (int t = 0; t < NT; ++t) acc[r * NT + t] = vacc[r * s.KW + t];
+    }
     for (int64_t ow = lo; ow < hi; ++ow) {
       const V g = ld<Full>(grow + ow * C, nl);
       const int64_t iw0 = ow * s.SW - s.PL + kw0 * s.DW;
-      const T* xp = xrow + iw0 * C;
       DWCONV_BWD_UNROLL
-      for (int t = 0; t < NT; ++t) {
-        if (Checked && (iw0 + t * s.DW < 0 || iw0 + t * s.DW >= s.W)) continue;
-        acc[t] = V::fma(g, ld<Full>(xp + t * s.DW * C, nl), acc[t]);
+      for (int r = 0; r < NR; ++r) {
+        const T* xp = xrows[r] + iw0 * C;
+        DWCONV_BWD_UNROLL
+        for (int t = 0; t < NT; ++t) {
+          if (Checked && (iw0 + t * s.DW < 0 || iw0 + t * s.DW >= s.W)) continue;
+          acc[r * NT + t] = V::fma(g, ld<Full>(xp + t * s.DW * C, nl), acc[r * NT + t]);
+        }
       }
     }
     DWCONV_BWD_UNROLL
-    for (int t = 0; t < NT; ++t) vacc[t] = acc[t];
+    for (int r = 0; r < NR; ++r) {
+      DWCONV_BWD_UNROLL
+      for (int t = 0; t < NT; ++t) vacc[r * s.KW + t] = acc[r * NT + t];
+    }
+  }
+
+  // chunk over all columns of every channel block in [begin, end): border columns checked
+  template <int NR, int NT>
+  static void nhwc_sweep(const Dw2dShape& s, const T* const* xrows, const T* grow, int64_t lo,
+                         int64_t hi, int64_t kw0, int64_t begin, int64_t end, V* vacc) {
+    const int64_t C = s.C, KK = s.KH * s.KW;
+    for (int64_t cb = begin; cb < end; ++cb) {
+      const int64_t c = cb * L;
+      const int nl = static_cast<int>(min64(L, C - c));
+      const T* xr[NR];
+      for (int r = 0; r < NR; ++r) xr[r] = xrows[r] + c;
+      V* acc = vacc + (cb - begin) * KK + kw0;
+      if (nl == L) {
+        nhwc_chunk<NR, NT, true, true>(s, xr, grow + c, 0, lo, kw0, nl, acc);
+        nhwc_chunk<NR, NT, false, true>(s, xr, grow + c, lo, hi, kw0, nl, acc);
+        nhwc_chunk<NR, NT, true, true>(s, xr, grow + c, hi, s.OW, kw0, nl, acc);
+      } else {
+        nhwc_chunk<NR, NT, true, false>(s, xr, grow + c, 0, lo, kw0, nl, acc);
+        nhwc_chunk<NR, NT, false, false>(s, xr, grow + c, lo, hi, kw0, nl, acc);
+        nhwc_chunk<NR, NT, true, false>(s, xr, grow + c, hi, s.OW, kw0, nl, acc);
+      }
+    }
   }
 
   // Channel blocks [begin, end) together, so each (n, oh) row is read as one contiguous run;
@@ -196,6 +229,7 @@ struct Dw2dBwdw {
   static void bwdw_nhwc(const Dw2dShape& s, const T* gy, const T* x, T* gwp, int64_t begin,
                         int64_t end) {
     const int64_t C = s.C, KK = s.KH * s.KW, nblk = tap_blocks(s.KW);
+    const bool k3 = s.KH == 3 && s.KW == 3;
     V* vacc = bwd_scratch<V, 3>((end - begin) * KK);
     for (int64_t i = 0; i < (end - begin) * KK; ++i) vacc[i] = V::zero();
     int64_t* chunk = bwd_scratch<int64_t, 2>(4 * nblk);  // kw0, nt, lo, hi per chunk
@@ -208,6 +242,15 @@ struct Dw2dBwdw {
     for (int64_t n = 0; n < s.N; ++n) {
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         const T* grow = gy + (n * s.OH + oh) * s.OW * C;
+        if (k3) {  // 3x3: the three kernel rows together when all lie inside x (gy read once)
+          const int64_t ih0 = oh * s.SH - s.PT;
+          if (ih0 >= 0 && ih0 + 2 * s.DH < s.H) {
+            const T* xr[3];
+            for (int r = 0; r < 3; ++r) xr[r] = x + (n * s.H + ih0 + r * s.DH) * s.W * C;
+            nhwc_sweep<3, 3>(s, xr, grow, chunk[2], chunk[3], 0, begin, end, vacc);
+            continue;
+          }
+        }
         for (int64_t kh = 0; kh < s.KH; ++kh) {
           const int64_t ih = tap_index(oh, s.SH, s.PT, kh, s.DH, s.H);
           if (ih < 0) continue;
@@ -215,20 +258,7 @@ struct Dw2dBwdw {
           for (int64_t b = 0; b < nblk; ++b) {
             const int64_t *ch = chunk + 4 * b, kw0 = ch[0], lo = ch[2], hi = ch[3];
             with_nt(ch[1], [&]<int NT>() {
-              for (int64_t cb = begin; cb < end; ++cb) {
-                const int64_t c = cb * L;
-                const int nl = static_cast<int>(min64(L, C - c));
-                V* acc = vacc + (cb - begin) * KK + kh * s.KW + kw0;
-                if (nl == L) {
-                  nhwc_chunk<NT, true, true>(s, xrow + c, grow + c, 0, lo, kw0, nl, acc);
-                  nhwc_chunk<NT, false, true>(s, xrow + c, grow + c, lo, hi, kw0, nl, acc);
-                  nhwc_chunk<NT, true, true>(s, xrow + c, grow + c, hi, s.OW, kw0, nl, acc);
-                } else {
-                  nhwc_chunk<NT, true, false>(s, xrow + c, grow + c, 0, lo, kw0, nl, acc);
-                  nhwc_chunk<NT, false, false>(s, xrow + c, grow + c, lo, hi, kw0, nl, acc);
-                  nhwc_chunk<NT, true, false>(s, xrow + c, grow + c, hi, s.OW, kw0, nl, acc);
-                }
-              }
+              nhwc_sweep<1, NT>(s, &xrow, grow, lo, hi, kw0, begin, end, vacc + kh * s.KW);
             });
           }
         }
