@@ -11,7 +11,8 @@
 //         shuffles), so every tap reads contiguous, unchecked vectors along W.
 //   NHWC: item = block of L channels; a thread's range of blocks is swept together row by row.
 //         Per (n, oh, kh) the kernel row (or a chunk of it) is accumulated in registers along W
-//         with checks only at the border.
+//         with checks only at the border; 3x3 ("k3") takes all three rows of an interior output
+//         row at once, in the same summation order.
 #pragma once
 
 template <typename T>

@@ -61,8 +61,6 @@ struct Vec<float> {
     odd = {_mm256_castpd_ps(_mm256_permute4x64_pd(
         _mm256_castps_pd(_mm256_shuffle_ps(a.v, b.v, 0xDD)), 0xD8))};
   }
-  // (bwd) lane-wise sum
-  static Vec add(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
 };
 
 }  // namespace

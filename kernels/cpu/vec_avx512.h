@@ -52,8 +52,6 @@ struct Vec<float> {
     even = {_mm512_permutex2var_ps(a.v, ie, b.v)};
     odd = {_mm512_permutex2var_ps(a.v, _mm512_add_epi32(ie, _mm512_set1_epi32(1)), b.v)};
   }
-  // (bwd) lane-wise sum
-  static Vec add(Vec a, Vec b) { return {_mm512_add_ps(a.v, b.v)}; }
 };
 
 }  // namespace

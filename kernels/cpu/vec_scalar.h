@@ -37,8 +37,6 @@ struct Vec {
     even = a;
     odd = b;
   }
-  // (bwd) lane-wise sum
-  static Vec add(Vec a, Vec b) { return {a.v + b.v}; }
 };
 
 }  // namespace
