@@ -4,13 +4,15 @@
 //
 // Stride is handled by phase decomposition: gx positions i = S*q + r of one phase r see one fixed
 // subset of taps, each reading gy at q + (constant offset), so every phase is a stride-1 gather.
-//   NCHW: item = (n, c) plane. The M gy planes are copied once into a zero-padded scratch plane
+//   NCHW: item = (c, n) plane (channel-major, so a thread's items share their tap list). The M gy planes are copied once into a zero-padded scratch plane
 //         (no bounds checks in the hot loop); each gx row is a list of (offset, weight) taps over
 //         it. Stride 2 along W computes both column phases and interleaves them in registers.
 //   NHWC: item = (n, ih) row; vectors along C, a register tile of up to 8 gx positions of one
 //         column phase; taps checked only at the border; at stride 1 the gy vectors of a kernel
-//         row are loaded once per tile and reused by every column tap (sliding window). The number of column taps of a phase is a
-//         compile-time constant up to kMaxRowTaps (k3..k7 at stride 1, up to k15 at stride 2).
+//         row are loaded once per tile and reused by every column tap (sliding window). The
+//         number of column taps of a phase is a compile-time constant up to kMaxRowTaps
+//         ("row": k1..k8 at stride 1, up to k16 at stride 2), run-time beyond ("tiled").
+//         Rows and tiles span all channel blocks, so whole gx pixels are written at once.
 #pragma once
 
 // Helpers shared by the backward passes (dw2d_bwdw.h too).
