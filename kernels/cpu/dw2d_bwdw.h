@@ -1,57 +1,284 @@
 // Backward-weight kernels: gw = sum over batch and space of gy * x.
-// Part of dw2d_impl.h: included inside namespace dwconv::cpu::(anonymous), after Vec<T>.
+// Part of dw2d_impl.h: included inside namespace dwconv::cpu::(anonymous), after Vec<T> and
+// dw2d_bwdi.h (bwd_* helpers).
+//
+// Deterministic for any thread count: an item owns whole weight rows (all taps of some channels)
+// and sums the batch and space in one fixed order into per-lane vector accumulators, reduced
+// across lanes once at the end. Taps are processed in blocks of NT (compile-time, <= kMaxTaps)
+// accumulators held in registers while gy and x stream through once per block.
+//   NCHW: item = input channel c (its M output channels). Each x plane is copied once into a
+//         zero-bordered, column-phase-split scratch plane (stride 2: deinterleaved with vector
+//         shuffles), so every tap reads contiguous, unchecked vectors along W.
+//   NHWC: item = block of L channels; a thread's range of blocks is swept together row by row.
+//         Per (n, oh, kh) the kernel row (or a chunk of it) is accumulated in registers along W
+//         with checks only at the border; 3x3 ("k3") takes all three rows of an interior output
+//         row at once, in the same summation order.
 #pragma once
 
 template <typename T>
 struct Dw2dBwdw {
   using V = Vec<T>;
   static constexpr int L = V::N;
+  // accumulators per block: leaves registers for gy, x and addresses (32 zmm, 16 ymm/xmm)
+  static constexpr int kMaxTaps = L >= 16 ? 24 : 12;
 
-  static const char* variant(const Dw2dShape&, Layout) { return "generic"; }
-
-  static constexpr int kTapBlock = 8;  // weight taps accumulated at once (registers)
-
-  static int64_t bwdw_items(const Dw2dShape& s, Layout layout) {
-    // NCHW: one output channel; NHWC: one block of L input channels (all M multipliers).
-    // Each item sums over the whole batch in a fixed order: deterministic for any thread count.
-    return layout == Layout::NCHW ? s.cout() : (s.C + L - 1) / L;
+  // Calls f.template operator()<NT>() for the runtime nt in [1, kMaxTaps].
+  template <int NT = kMaxTaps, typename F>
+  static void with_nt(int64_t nt, F&& f) {
+    if constexpr (NT > 1) {
+      if (nt < NT) return with_nt<NT - 1>(nt, f);
+    }
+    f.template operator()<NT>();
   }
 
-  static void bwdw_nchw_channel(const Dw2dShape& s, int64_t co, const T* gy, const T* x, T* gw) {
-    const int64_t c = co / s.M;
-    for (int64_t kh = 0; kh < s.KH; ++kh) {
-      for (int64_t kw = 0; kw < s.KW; ++kw) {
-        int64_t lo, hi;
-        valid_range(s.OW, s.SW, -s.PL + kw * s.DW, s.W, lo, hi);
-        V vacc = V::zero();
-        for (int64_t n = 0; n < s.N; ++n) {
-          const T* g = gy + (n * s.cout() + co) * s.OH * s.OW;
-          const T* xp = x + (n * s.C + c) * s.H * s.W;
-          for (int64_t oh = 0; oh < s.OH; ++oh) {
-            const int64_t ih = tap_index(oh, s.SH, s.PT, kh, s.DH, s.H);
-            if (ih < 0) continue;
-            const T* grow = g + oh * s.OW;
-            const T* xrow = xp + ih * s.W - s.PL + kw * s.DW;
-            for (int64_t ow = lo; ow < hi; ow += L) {
-              const int nl = static_cast<int>(min64(L, hi - ow));
-              vacc = V::fma(V::load(grow + ow, nl), V::gather(xrow + ow * s.SW, s.SW, nl), vacc);
+  // count taps split into ceil(count / kMaxTaps) blocks of near-equal size; block b = [first, +n)
+  static void tap_block(int64_t count, int64_t b, int64_t& first, int64_t& n) {
+    const int64_t nb = (count + kMaxTaps - 1) / kMaxTaps, q = count / nb, r = count % nb;
+    first = b * q + min64(b, r);
+    n = q + (b < r ? 1 : 0);
+  }
+  static int64_t tap_blocks(int64_t count) { return (count + kMaxTaps - 1) / kMaxTaps; }
+
+  static const char* variant(const Dw2dShape& s, Layout layout) {
+    if (layout == Layout::NCHW) return s.SW == 1 ? "s1" : s.SW == 2 ? "s2" : "generic";
+    if (s.M != 1) return "generic";
+    if (s.KH == 3 && s.KW == 3) return "k3";
+    return s.KW <= kMaxTaps ? "row" : "tiled";
+  }
+
+  static int64_t bwdw_items(const Dw2dShape& s, Layout layout) {
+    return layout == Layout::NCHW ? s.C : (s.C + L - 1) / L;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // NCHW
+  // ------------------------------------------------------------------------------------------
+
+  // Scratch plane: row b = ih + PT, column phase ph, position q hold x[ih][q*SW + ph - PL]
+  // (zero outside x); Qw positions per phase, rows RS = SW*Qw apart.
+  static void fill_plane(const Dw2dShape& s, const T* xp, int64_t Hx, int64_t Qw, T* buf) {
+    const int64_t SW = s.SW, RS = SW * Qw;
+    for (int64_t b = 0; b < Hx; ++b) {
+      T* dst = buf + b * RS;
+      const int64_t ih = b - s.PT;
+      int64_t q = 0;
+      if (ih >= 0 && ih < s.H) {
+        const T* src = xp + ih * s.W;
+        if (SW == 1) {
+          for (; q < s.PL; ++q) dst[q] = T(0);
+          for (; q - s.PL < s.W; q += L) {  // masked loads read zeros past the row end
+            V::load(src + q - s.PL, static_cast<int>(min64(L, s.W - (q - s.PL)))).store(dst + q);
+          }
+        } else if (SW == 2) {
+          for (; 2 * q - s.PL < 0; ++q) {
+            dst[q] = T(0);
+            dst[Qw + q] = (2 * q + 1 - s.PL >= 0 && 2 * q + 1 - s.PL < s.W) ? src[2 * q + 1 - s.PL]
+                                                                           : T(0);
+          }
+          for (; 2 * q - s.PL < s.W; q += L) {
+            const int64_t i = 2 * q - s.PL;
+            const V a = V::load(src + i, static_cast<int>(min64(L, s.W - i)));
+            const V b = V::load(src + i + L, static_cast<int>(max64(0, min64(L, s.W - i - L))));
+            V::even(a, b).store(dst + q);
+            V::odd(a, b).store(dst + Qw + q);
+          }
+        } else {
+          for (; q < Qw; ++q)
+            for (int64_t ph = 0; ph < SW; ++ph) {
+              const int64_t iw = q * SW + ph - s.PL;
+              dst[ph * Qw + q] = (iw >= 0 && iw < s.W) ? src[iw] : T(0);
             }
+        }
+      }
+      for (int64_t ph = 0; ph < SW; ++ph)
+        for (int64_t i = q; i < Qw; ++i) dst[ph * Qw + i] = T(0);
+    }
+  }
+
+  // acc[t] += sum over the plane of gy * x at tap offset off[t]
+  template <int NT>
+  static void nchw_block(const Dw2dShape& s, const T* g, const T* buf, int64_t RS,
+                         const int64_t* off, V* vacc) {
+    V acc[NT];
+    DWCONV_BWD_UNROLL
+    for (int t = 0; t < NT; ++t) acc[t] = vacc[t];
+    int64_t o[NT];
+    DWCONV_BWD_UNROLL
+    for (int t = 0; t < NT; ++t) o[t] = off[t];
+    for (int64_t oh = 0; oh < s.OH; ++oh) {
+      const T* grow = g + oh * s.OW;
+      const T* xrow = buf + oh * s.SH * RS;
+      int64_t ow = 0;
+      for (; ow + L <= s.OW; ow += L) {
+        const V gv = V::load(grow + ow);
+        DWCONV_BWD_UNROLL
+        for (int t = 0; t < NT; ++t) acc[t] = V::fma(gv, V::load(xrow + o[t] + ow), acc[t]);
+      }
+      if (ow < s.OW) {
+        const int n = static_cast<int>(s.OW - ow);
+        const V gv = V::load(grow + ow, n);
+        DWCONV_BWD_UNROLL
+        for (int t = 0; t < NT; ++t) acc[t] = V::fma(gv, V::load(xrow + o[t] + ow, n), acc[t]);
+      }
+    }
+    DWCONV_BWD_UNROLL
+    for (int t = 0; t < NT; ++t) vacc[t] = acc[t];
+  }
+
+  static void bwdw_nchw(const Dw2dShape& s, const T* gy, const T* x, T* gw, int64_t begin,
+                        int64_t end) {
+    const int64_t KK = s.KH * s.KW;
+    const int64_t Hx = (s.OH - 1) * s.SH + (s.KH - 1) * s.DH + 1;
+    const int64_t Wx = (s.OW - 1) * s.SW + (s.KW - 1) * s.DW + 1;
+    // positions per phase: every tap's reach and every x column, plus a vector of slack
+    const int64_t Qw = max64(Wx, s.PL + s.W) / s.SW + 1 + L;
+    const int64_t RS = s.SW * Qw;
+    T* buf = bwd_scratch<T, 0>(Hx * RS);
+    V* vacc = bwd_scratch<V, 3>(s.M * KK);
+    int64_t* off = bwd_scratch<int64_t, 2>(KK);
+    for (int64_t kh = 0; kh < s.KH; ++kh)
+      for (int64_t kw = 0; kw < s.KW; ++kw)
+        off[kh * s.KW + kw] = kh * s.DH * RS + (kw * s.DW) % s.SW * Qw + (kw * s.DW) / s.SW;
+    for (int64_t c = begin; c < end; ++c) {
+      for (int64_t i = 0; i < s.M * KK; ++i) vacc[i] = V::zero();
+      for (int64_t n = 0; n < s.N; ++n) {
+        fill_plane(s, x + (n * s.C + c) * s.H * s.W, Hx, Qw, buf);
+        for (int64_t j = 0; j < s.M; ++j) {
+          const T* g = gy + ((n * s.C + c) * s.M + j) * s.OH * s.OW;
+          for (int64_t b = 0; b < tap_blocks(KK); ++b) {
+            int64_t t0, nt;
+            tap_block(KK, b, t0, nt);
+            with_nt(nt, [&]<int NT>() {
+              nchw_block<NT>(s, g, buf, RS, off + t0, vacc + j * KK + t0);
+            });
           }
         }
-        gw[co * s.KH * s.KW + kh * s.KW + kw] = vacc.sum();
+      }
+      for (int64_t i = 0; i < s.M * KK; ++i) gw[c * s.M * KK + i] = vacc[i].sum();
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // NHWC, M == 1
+  // ------------------------------------------------------------------------------------------
+
+  template <bool Full>
+  static V ld(const T* p, int nl) {
+    if constexpr (Full) return V::load(p);
+    else return V::load(p, nl);
+  }
+
+  // taps kw0 .. kw0+NT-1 of NR kernel rows (x rows xrows[r], accumulators KW apart) over
+  // output columns [lo, hi); Full: all L channels are active (no masks)
+  template <int NR, int NT, bool Checked, bool Full>
+  static void nhwc_chunk(const Dw2dShape& s, const T* const* xrows, const T* grow, int64_t lo,
+                         int64_t hi, int64_t kw0, int nl, V* vacc) {
+    const int64_t C = s.C;
+    V acc[NR * NT];
+    DWCONV_BWD_UNROLL
+    for (int r = 0; r < NR; ++r) {
+      DWCONV_BWD_UNROLL
+      for (int t = 0; t < NT; ++t) acc[r * NT + t] = vacc[r * s.KW + t];
+    }
+    for (int64_t ow = lo; ow < hi; ++ow) {
+      const V g = ld<Full>(grow + ow * C, nl);
+      const int64_t iw0 = ow * s.SW - s.PL + kw0 * s.DW;
+      DWCONV_BWD_UNROLL
+      for (int r = 0; r < NR; ++r) {
+        const T* xp = xrows[r] + iw0 * C;
+        DWCONV_BWD_UNROLL
+        for (int t = 0; t < NT; ++t) {
+          if (Checked && (iw0 + t * s.DW < 0 || iw0 + t * s.DW >= s.W)) continue;
+          acc[r * NT + t] = V::fma(g, ld<Full>(xp + t * s.DW * C, nl), acc[r * NT + t]);
+        }
+      }
+    }
+    DWCONV_BWD_UNROLL
+    for (int r = 0; r < NR; ++r) {
+      DWCONV_BWD_UNROLL
+      for (int t = 0; t < NT; ++t) vacc[r * s.KW + t] = acc[r * NT + t];
+    }
+  }
+
+  // chunk over all columns of every channel block in [begin, end): border columns checked
+  template <int NR, int NT>
+  static void nhwc_sweep(const Dw2dShape& s, const T* const* xrows, const T* grow, int64_t lo,
+                         int64_t hi, int64_t kw0, int64_t begin, int64_t end, V* vacc) {
+    const int64_t C = s.C, KK = s.KH * s.KW;
+    for (int64_t cb = begin; cb < end; ++cb) {
+      const int64_t c = cb * L;
+      const int nl = static_cast<int>(min64(L, C - c));
+      const T* xr[NR];
+      for (int r = 0; r < NR; ++r) xr[r] = xrows[r] + c;
+      V* acc = vacc + (cb - begin) * KK + kw0;
+      if (nl == L) {
+        nhwc_chunk<NR, NT, true, true>(s, xr, grow + c, 0, lo, kw0, nl, acc);
+        nhwc_chunk<NR, NT, false, true>(s, xr, grow + c, lo, hi, kw0, nl, acc);
+        nhwc_chunk<NR, NT, true, true>(s, xr, grow + c, hi, s.OW, kw0, nl, acc);
+      } else {
+        nhwc_chunk<NR, NT, true, false>(s, xr, grow + c, 0, lo, kw0, nl, acc);
+        nhwc_chunk<NR, NT, false, false>(s, xr, grow + c, lo, hi, kw0, nl, acc);
+        nhwc_chunk<NR, NT, true, false>(s, xr, grow + c, hi, s.OW, kw0, nl, acc);
       }
     }
   }
 
-  static void bwdw_nhwc_block(const Dw2dShape& s, int64_t c, const T* gy, const T* x, T* gwp) {
+  // Channel blocks [begin, end) together, so each (n, oh) row is read as one contiguous run;
+  // every channel's sum still runs in the same order whatever the item range.
+  static void bwdw_nhwc(const Dw2dShape& s, const T* gy, const T* x, T* gwp, int64_t begin,
+                        int64_t end) {
+    const int64_t C = s.C, KK = s.KH * s.KW, nblk = tap_blocks(s.KW);
+    const bool k3 = s.KH == 3 && s.KW == 3;
+    V* vacc = bwd_scratch<V, 3>((end - begin) * KK);
+    for (int64_t i = 0; i < (end - begin) * KK; ++i) vacc[i] = V::zero();
+    int64_t* chunk = bwd_scratch<int64_t, 2>(4 * nblk);  // kw0, nt, lo, hi per chunk
+    for (int64_t b = 0; b < nblk; ++b) {
+      int64_t* ch = chunk + 4 * b;
+      tap_block(s.KW, b, ch[0], ch[1]);
+      // columns where every tap of the chunk is inside x
+      interior_range(s.OW, s.SW, s.PL - ch[0] * s.DW, ch[1], s.DW, s.W, ch[2], ch[3]);
+    }
+    for (int64_t n = 0; n < s.N; ++n) {
+      for (int64_t oh = 0; oh < s.OH; ++oh) {
+        const T* grow = gy + (n * s.OH + oh) * s.OW * C;
+        if (k3) {  // 3x3: the three kernel rows together when all lie inside x (gy read once)
+          const int64_t ih0 = oh * s.SH - s.PT;
+          if (ih0 >= 0 && ih0 + 2 * s.DH < s.H) {
+            const T* xr[3];
+            for (int r = 0; r < 3; ++r) xr[r] = x + (n * s.H + ih0 + r * s.DH) * s.W * C;
+            nhwc_sweep<3, 3>(s, xr, grow, chunk[2], chunk[3], 0, begin, end, vacc);
+            continue;
+          }
+        }
+        for (int64_t kh = 0; kh < s.KH; ++kh) {
+          const int64_t ih = tap_index(oh, s.SH, s.PT, kh, s.DH, s.H);
+          if (ih < 0) continue;
+          const T* xrow = x + (n * s.H + ih) * s.W * C;
+          for (int64_t b = 0; b < nblk; ++b) {
+            const int64_t *ch = chunk + 4 * b, kw0 = ch[0], lo = ch[2], hi = ch[3];
+            with_nt(ch[1], [&]<int NT>() {
+              nhwc_sweep<1, NT>(s, &xrow, grow, lo, hi, kw0, begin, end, vacc + kh * s.KW);
+            });
+          }
+        }
+      }
+    }
+    for (int64_t cb = begin; cb < end; ++cb) {
+      const int64_t c = cb * L;
+      const int nl = static_cast<int>(min64(L, C - c));
+      for (int64_t i = 0; i < KK; ++i) vacc[(cb - begin) * KK + i].store(gwp + i * C + c, nl);
+    }
+  }
+
+  // NHWC with depth multiplier M > 1: output channels c*M + j are interleaved, so gy is gathered
+  static void bwdw_nhwc_generic(const Dw2dShape& s, int64_t c, const T* gy, const T* x,
+                                T* gwp) {
     const int64_t C = s.C, M = s.M, KK = s.KH * s.KW, CO = s.cout();
     const int nl = static_cast<int>(min64(L, C - c));
     for (int64_t j = 0; j < M; ++j) {
       for (int64_t kh = 0; kh < s.KH; ++kh) {
-        for (int64_t kw0 = 0; kw0 < s.KW; kw0 += kTapBlock) {
-          const int nt = static_cast<int>(min64(kTapBlock, s.KW - kw0));
-          V acc[kTapBlock];
-          for (int t = 0; t < kTapBlock; ++t) acc[t] = V::zero();
+        for (int64_t kw = 0; kw < s.KW; ++kw) {
+          V acc = V::zero();
           for (int64_t n = 0; n < s.N; ++n) {
             for (int64_t oh = 0; oh < s.OH; ++oh) {
               const int64_t ih = tap_index(oh, s.SH, s.PT, kh, s.DH, s.H);
@@ -59,15 +286,13 @@ struct Dw2dBwdw {
               const T* xrow = x + (n * s.H + ih) * s.W * C + c;
               const T* grow = gy + (n * s.OH + oh) * s.OW * CO + c * M + j;
               for (int64_t ow = 0; ow < s.OW; ++ow) {
-                const V g = V::gather(grow + ow * CO, M, nl);
-                for (int t = 0; t < nt; ++t) {
-                  const int64_t iw = tap_index(ow, s.SW, s.PL, kw0 + t, s.DW, s.W);
-                  if (iw >= 0) acc[t] = V::fma(g, V::load(xrow + iw * C, nl), acc[t]);
-                }
+                const int64_t iw = tap_index(ow, s.SW, s.PL, kw, s.DW, s.W);
+                if (iw >= 0)
+                  acc = V::fma(V::gather(grow + ow * CO, M, nl), V::load(xrow + iw * C, nl), acc);
               }
             }
           }
-          for (int t = 0; t < nt; ++t) acc[t].store(gwp + (j * KK + kh * s.KW + kw0 + t) * C + c, nl);
+          acc.store(gwp + (j * KK + kh * s.KW + kw) * C + c, nl);
         }
       }
     }
@@ -75,11 +300,8 @@ struct Dw2dBwdw {
 
   static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
                    int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      if (layout == Layout::NCHW)
-        bwdw_nchw_channel(s, item, gy, x, gw);
-      else
-        bwdw_nhwc_block(s, item * L, gy, x, gw);
-    }
+    if (layout == Layout::NCHW) return bwdw_nchw(s, gy, x, gw, begin, end);
+    if (s.M == 1) return bwdw_nhwc(s, gy, x, gw, begin, end);
+    for (int64_t item = begin; item < end; ++item) bwdw_nhwc_generic(s, item * L, gy, x, gw);
   }
 };

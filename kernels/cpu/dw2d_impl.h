@@ -7,6 +7,9 @@
 // inside the input: they run vectorised without bounds checks; the border runs a checked path.
 #pragma once
 #include <cstdint>
+#include <cstdlib>  // per-thread scratch of the backward passes
+#include <cstring>
+#include <new>
 
 #include "dw2d.h"
 

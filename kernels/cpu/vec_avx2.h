@@ -72,6 +72,12 @@ struct Vec<float> {
     asm("" : "+v"(r.v));
     return r;
   }
+  // lo/hi = a0 b0 a1 b1 ...: the 2N elements of a and b interleaved (inverse of even/odd)
+  static void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
+    const __m256 l = _mm256_unpacklo_ps(a.v, b.v), h = _mm256_unpackhi_ps(a.v, b.v);
+    lo = {_mm256_permute2f128_ps(l, h, 0x20)};
+    hi = {_mm256_permute2f128_ps(l, h, 0x31)};
+  }
 };
 
 }  // namespace

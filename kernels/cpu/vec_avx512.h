@@ -62,6 +62,13 @@ struct Vec<float> {
     asm("" : "+v"(r.v));
     return r;
   }
+  // lo/hi = a0 b0 a1 b1 ...: the 2N elements of a and b interleaved (inverse of even/odd)
+  static void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_add_epi32(il, _mm512_set1_epi32(8));
+    lo = {_mm512_permutex2var_ps(a.v, il, b.v)};
+    hi = {_mm512_permutex2var_ps(a.v, ih, b.v)};
+  }
 };
 
 }  // namespace
