@@ -1,0 +1,26 @@
+"""Outputs big enough (>= 8 MiB) to get the transparent-huge-page advice in csrc/common.h: the
+advice must not change what the kernels compute, in either layout or pass."""
+
+import pytest
+import torch
+
+import dwconv
+from tolerances import assert_close
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_large_output_forward_and_backward(channels_last):
+    x = torch.randn(4, 64, 112, 112)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    w = torch.randn(64, 1, 3, 3, requires_grad=True)
+    y = dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu")
+    assert y.numel() * y.element_size() >= 8 << 20
+    ref = dwconv.reference.depthwise_conv2d(x, w, padding=1)
+    assert_close(y, ref, backend="cpu", dtype=torch.float32)
+    g = torch.randn_like(ref)
+    gx, gw = torch.autograd.grad(y, (x, w), g.float())
+    rx, rw = torch.autograd.grad(ref, (x, w), g)
+    assert_close(gx, rx, backend="cpu", dtype=torch.float32, what="grad_input")
+    assert_close(gw, rw, backend="cpu", dtype=torch.float32, what="grad_weight")
