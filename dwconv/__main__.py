@@ -27,6 +27,10 @@ def _bench_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--shapes", metavar="FILE", help="another shapes file (same columns)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
     p.add_argument("--backend", default="auto", help="dwconv backend to time (default: auto)")
+    p.add_argument("--also", nargs="*", metavar="BACKEND",
+                   help="more dwconv backends to time side by side in the same run (default on "
+                        "CUDA: triton; on CUDA, NCHW rows also time PyTorch on a channels_last "
+                        "copy, i.e. cuDNN)")
     p.add_argument("--layout", choices=[*LAYOUTS, "all"], default="all")
     p.add_argument("--pass", dest="pass_", choices=[*PASSES, "all"], default="all")
     p.add_argument("--batch", type=int, nargs="+", metavar="N",
@@ -186,7 +190,10 @@ def _run(args, B, err) -> dict:
             bar.update(task, description=desc, advance=advance)
             if advance and not err.is_terminal:  # a log file: one line per finished row
                 err.print(f"[{int(bar.tasks[0].completed)}/{total}] {desc}", highlight=False)
-        return B.run(cases, device=args.device, backend=args.backend,
+        also = args.also
+        if also is None:
+            also = ["triton"] if args.device.startswith("cuda") else []
+        return B.run(cases, device=args.device, backend=args.backend, also=also,
                      min_time=0.03 if args.quick else args.min_time,
                      bandwidth_time=0.03 if args.quick else 0.2, models=models,
                      model_batch=args.model_batch, model_size=args.model_size,
@@ -265,6 +272,16 @@ def _print_result(console, result, B) -> None:
         console.print("(ovh): under 50 us per call, dominated by per-call overhead. out=: dwconv "
                       "writing a preallocated output (no allocation / page faults). ~: noisy, "
                       f"the interquartile range of a time exceeds {NOISY:.0%} of its median.")
+    extra = sorted({k for r in rows for k in r.get("also_ms", {})})
+    if extra:
+        t = Table(title="the same rows, other implementations (median ms per call)")
+        for col in ("network", "layer", "N", "layout", "pass", "torch", "dwconv", *extra):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(r["network"], r["layer"], str(r["N"]), r["layout"], r["pass"],
+                      _ms(r["torch_ms"]), f"{_ms(r['dwconv_ms'])} ({r['backend']})",
+                      *[_ms(r["also_ms"].get(k)) for k in extra])
+        console.print(t)
     if result.get("models"):
         t = Table(title="whole models: PyTorch vs dwconv.convert(), median ms per call")
         for col in ("model", "N", "input", "layout", "pass", "converted", "torch", "dwconv",

@@ -258,10 +258,12 @@ def _kernel_names(case: Case, backend: str) -> list[str]:
     return [_C.kernel_name(p, *args) for p in passes]
 
 
-def case_functions(case: Case, device: torch.device | str = "cpu",
-                   backend: str = "auto") -> tuple[dict[str, Callable[[], object]], str]:
-    """The zero-argument calls a row times: 'dwconv' and 'torch' (F.conv2d(groups=C)) and, for
-    forward rows, 'dwconv_out' (writing a preallocated output); and the backend auto picks."""
+def case_functions(case: Case, device: torch.device | str = "cpu", backend: str = "auto",
+                   also: Sequence[str] = ()) -> tuple[dict[str, Callable[[], object]], str]:
+    """The zero-argument calls a row times: 'dwconv' and 'torch' (F.conv2d(groups=C)), for
+    forward rows 'dwconv_out' (writing a preallocated output), one 'dwconv[NAME]' per extra
+    backend in `also`, and on CUDA for NCHW rows 'torch_cl' (PyTorch on a channels_last copy of
+    the input: cuDNN forced); and the backend auto picks."""
     L = case.layer
     fmt = torch.channels_last if case.layout == "channels_last" else torch.contiguous_format
     x = torch.randn(case.input_shape, dtype=case.dtype, device=device).contiguous(memory_format=fmt)
@@ -276,16 +278,25 @@ def case_functions(case: Case, device: torch.device | str = "cpu",
         return F.conv2d(x, w, b, *geometry, groups=L.C)
 
     chosen = _select_backend(backend, x, w, b).name
+    calls = {"dwconv": dw, "torch": pt}
+    for name in also:
+        if name != chosen:
+            _select_backend(name, x, w, b)  # raises with the reason if it cannot run this row
+            calls[f"dwconv[{name}]"] = (lambda name=name:
+                                        dwconv.depthwise_conv2d(x, w, b, *geometry, backend=name))
+    if torch.device(device).type == "cuda" and case.layout == "nchw":
+        calls["torch_cl"] = lambda: F.conv2d(x.contiguous(memory_format=torch.channels_last), w,
+                                             b, *geometry, groups=L.C)
     if case.pass_ == "fwd":
         buf = torch.empty(case.output_shape, dtype=case.dtype, device=device, memory_format=fmt)
-        return {"dwconv": dw, "torch": pt,
-                "dwconv_out": lambda: dwconv.depthwise_conv2d(x, w, b, *geometry,
-                                                              backend=backend, out=buf)}, chosen
+        calls["dwconv_out"] = lambda: dwconv.depthwise_conv2d(x, w, b, *geometry,
+                                                              backend=backend, out=buf)
+        return calls, chosen
     params = [t.requires_grad_() for t in (x, w, b) if t is not None]
     gy = torch.randn(case.output_shape, dtype=case.dtype, device=device).contiguous(
         memory_format=fmt)
-    return {"dwconv": lambda: torch.autograd.grad(dw(), params, gy),
-            "torch": lambda: torch.autograd.grad(pt(), params, gy)}, chosen
+    return {name: (lambda f=f: torch.autograd.grad(f(), params, gy))
+            for name, f in calls.items()}, chosen
 
 
 def _max_rel_err(actual, expected) -> float:
@@ -296,11 +307,17 @@ def _max_rel_err(actual, expected) -> float:
 
 
 def run_case(case: Case, *, device: torch.device, backend: str, min_time: float,
-             bandwidth: Callable[[int], float], peak_gflops: float) -> dict:
-    """Times one row (dwconv and PyTorch, interleaved) and places it on the roofline."""
+             bandwidth: Callable[[int], float], peak_gflops: float,
+             also: Sequence[str] = ()) -> dict:
+    """Times one row (dwconv, PyTorch and any extra backends, interleaved) and places it on the
+    roofline."""
     L = case.layer
-    fns, chosen = case_functions(case, device, backend)
-    err = _max_rel_err(fns["dwconv"](), fns["torch"]())  # also the warm-up of both
+    fns, chosen = case_functions(case, device, backend, also)
+    expected = fns["torch"]()
+    err = _max_rel_err(fns["dwconv"](), expected)  # also the warm-up
+    extras = [k for k in fns if k.startswith("dwconv[") or k == "torch_cl"]
+    for k in extras:
+        err = max(err, _max_rel_err(fns[k](), expected))
     if "dwconv_out" in fns:
         fns["dwconv_out"]()
     times = measure(fns, min_time, device, warmup=False)
@@ -320,6 +337,7 @@ def run_case(case: Case, *, device: torch.device, backend: str, min_time: float,
         "device": str(device), "backend": chosen, "kernels": _kernel_names(case, chosen),
         "dwconv_ms": dw_s * 1e3, "torch_ms": pt_s * 1e3,
         "dwconv_out_ms": times["dwconv_out"]["median_s"] * 1e3 if "dwconv_out" in times else None,
+        "also_ms": {k: times[k]["median_s"] * 1e3 for k in extras},
         "spread": {k: v["spread"] for k, v in times.items()},
         "speedup": pt_s / dw_s,
         "min_bytes": case.min_bytes, "flops": case.flops,
@@ -451,7 +469,8 @@ def compare(old: dict, new: dict, threshold: float) -> dict:
 
 # ----------------------------------------------------------------------------------- driver
 def run(cases: Sequence[Case], *, device: str = "cpu", backend: str = "auto",
-        min_time: float = 0.3, bandwidth_time: float = 0.2, models: Sequence[str] = (),
+        also: Sequence[str] = (), min_time: float = 0.3, bandwidth_time: float = 0.2,
+        models: Sequence[str] = (),
         model_batch: int = 1, model_size: int = 224, model_layouts: Sequence[str] = LAYOUTS,
         model_passes: Sequence[str] = PASSES, progress=None) -> dict:
     """Runs the rows (and model rows) and returns the JSON-able result: header, rows, models,
@@ -479,7 +498,7 @@ def run(cases: Sequence[Case], *, device: str = "cpu", backend: str = "auto",
     for case in cases:
         progress(case.id, 0)
         rows.append(run_case(case, device=dev, backend=backend, min_time=min_time,
-                             bandwidth=bandwidth, peak_gflops=header["peak_gflops"]))
+                             bandwidth=bandwidth, peak_gflops=header["peak_gflops"], also=also))
         progress(case.id, 1)
     model_rows = []
     if models:

@@ -78,6 +78,17 @@ def test_case_functions_agree_with_pytorch():
             assert B._max_rel_err(out, fns["torch"]()) < 1e-5
 
 
+def test_extra_backends_timed_side_by_side():
+    for pass_ in B.PASSES:
+        case = B.Case(_layer(), 1, "nchw", pass_)
+        row = B.run_case(case, device=torch.device("cpu"), backend="cpu", min_time=0.01,
+                         bandwidth=lambda nbytes: 10.0, peak_gflops=100.0, also=["torch", "cpu"])
+        assert set(row["also_ms"]) == {"dwconv[torch]"}  # the row's own backend is not repeated
+        assert row["also_ms"]["dwconv[torch]"] > 0 and row["check_ok"]
+    with pytest.raises(RuntimeError, match="cuda"):
+        B.case_functions(B.Case(_layer(), 1, "nchw", "fwd"), also=["cuda"])
+
+
 def _row(rid, pass_, speedup, roofline, dwconv_ms=1.0):
     return {"id": rid, "pass": pass_, "speedup": speedup, "roofline": roofline,
             "dwconv_ms": dwconv_ms, "torch_ms": dwconv_ms * speedup, "dwconv_out_ms": None,
