@@ -262,6 +262,8 @@ struct Dw2dBwdi {
     if (i < n) V::zero().store(p + i, static_cast<int>(n - i));
   }
 
+  static constexpr int64_t kPrefetchItems = 2;  // how far ahead bwdi_nchw prefetches gy
+
   static void bwdi_nchw(const Dw2dShape& s, const T* gy, const T* w, T* gx, int64_t begin,
                         int64_t end) {
     const Plane g = plane_geometry(s);
@@ -273,6 +275,14 @@ struct Dw2dBwdi {
     for (int64_t item = begin; item < end; ++item) {
       // channel-major item order: a thread's consecutive items share their taps
       const int64_t c = item / s.N, n = item % s.N;
+      // consecutive items' gy planes are a channel stride apart (a new page each): for small
+      // planes prefetch a few items ahead so they do not stall on every miss
+      if (item + kPrefetchItems < end && s.M * s.OH * s.OW * int64_t(sizeof(T)) <= 4096) {
+        const int64_t pc = (item + kPrefetchItems) / s.N, pn = (item + kPrefetchItems) % s.N;
+        const char* p = reinterpret_cast<const char*>(gy + (pn * s.C + pc) * s.M * s.OH * s.OW);
+        for (int64_t at = 0; at < s.M * s.OH * s.OW * int64_t(sizeof(T)); at += 64)
+          __builtin_prefetch(p + at);
+      }
       if (c != last_c) build_taps(s, g, w + c * per, taps, count);
       last_c = c;
       // zero-bordered copy of the M gy planes
