@@ -279,9 +279,7 @@ struct Dw2dBwdi {
       // planes prefetch a few items ahead so they do not stall on every miss
       if (item + kPrefetchItems < end && s.M * s.OH * s.OW * int64_t(sizeof(T)) <= 4096) {
         const int64_t pc = (item + kPrefetchItems) / s.N, pn = (item + kPrefetchItems) % s.N;
-        const char* p = reinterpret_cast<const char*>(gy + (pn * s.C + pc) * s.M * s.OH * s.OW);
-        for (int64_t at = 0; at < s.M * s.OH * s.OW * int64_t(sizeof(T)); at += 64)
-          __builtin_prefetch(p + at);
+        prefetch(gy + (pn * s.C + pc) * s.M * s.OH * s.OW, s.M * s.OH * s.OW);
       }
       if (c != last_c) build_taps(s, g, w + c * per, taps, count);
       last_c = c;

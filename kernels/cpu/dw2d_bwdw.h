@@ -127,11 +127,6 @@ struct Dw2dBwdw {
 
   static constexpr int64_t kFillBytes = int64_t(16) << 10;  // scratch planes filled at once
 
-  static void prefetch(const T* p, int64_t n) {
-    const char* b = reinterpret_cast<const char*>(p);
-    for (int64_t at = 0; at < n * int64_t(sizeof(T)); at += 64) __builtin_prefetch(b + at);
-  }
-
   static void bwdw_nchw(const Dw2dShape& s, const T* gy, const T* x, T* gw, int64_t begin,
                         int64_t end) {
     const int64_t KK = s.KH * s.KW;
