@@ -99,6 +99,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         dwconv::cpu::set_active_isa(isa);
       },
       "select the ISA whose kernels the cpu backend runs");
+  m.def("get_cpu_nchw_packed", &dwconv::cpu::nchw_packed,
+        "whether NCHW passes may run the NHWC kernels on transposed channel tiles (docs/kernels.md)");
+  m.def("set_cpu_nchw_packed", &dwconv::cpu::set_nchw_packed, py::arg("on"),
+        "allow (default) or forbid the packed NCHW path; forbidden: always the NCHW kernels");
   m.def("kernel_name", &dwconv::cpu::kernel_name, py::arg("pass_"), py::arg("input_size"),
         py::arg("weight_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("channels_last"), py::arg("float64") = false,

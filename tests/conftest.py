@@ -24,3 +24,21 @@ def cpu_isa(request):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def nchw_native():
+    """NCHW passes always run the NCHW kernels (not the packed path) during the test."""
+    before = _C.get_cpu_nchw_packed()
+    _C.set_cpu_nchw_packed(False)
+    yield
+    _C.set_cpu_nchw_packed(before)
+
+
+@pytest.fixture(params=[True, False], ids=["packed", "native"])
+def nchw_packed(request):
+    """Runs the test with the packed NCHW path allowed (the default) and forbidden."""
+    before = _C.get_cpu_nchw_packed()
+    _C.set_cpu_nchw_packed(request.param)
+    yield request.param
+    _C.set_cpu_nchw_packed(before)

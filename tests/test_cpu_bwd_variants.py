@@ -1,6 +1,7 @@
 """Every specialised CPU backward kernel (backward-input and backward-weight) against the float64
 reference, with the kernel variant each case is meant to reach checked through _C.kernel_name,
-and the bitwise determinism of grad_weight across runs and thread counts."""
+and the bitwise determinism of grad_weight across runs and thread counts. NCHW runs its own
+kernels here (the packed path, which runs the NHWC ones on NCHW data, has test_cpu_packed.py)."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def _kernel(case: Case, pass_: str, channels_last: bool, float64: bool) -> str:
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_bwd_variant_matches_reference(case, channels_last, cpu_isa):
+def test_bwd_variant_matches_reference(case, channels_last, cpu_isa, nchw_native):
     layout = "nhwc" if channels_last else "nchw"
     for pass_ in ("bwdi", "bwdw"):
         want = case.expected(pass_, channels_last, LANES[cpu_isa])
@@ -128,7 +129,7 @@ def test_bwd_variant_matches_reference(case, channels_last, cpu_isa):
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in
                                   ("k3s2", "k3s1_dil2_asym", "k3x5_s2x1_dil1x2", "k3x25_tiled",
                                    "m2_k2x4_s2")], ids=lambda c: c.name)
-def test_bwd_float64_matches_reference(case, channels_last):
+def test_bwd_float64_matches_reference(case, channels_last, nchw_native):
     layout = "nhwc" if channels_last else "nchw"
     for pass_ in ("bwdi", "bwdw"):
         want = case.expected(pass_, channels_last, 1)
@@ -146,7 +147,8 @@ def test_bwd_float64_matches_reference(case, channels_last):
     Case("k7s2_batch", 3, 40, 13, 13, (7, 7), (2, 2), padding=(3, 3, 3, 3)),
     Case("k3x25_batch", 2, 35, 6, 30, (3, 25), padding=(1, 1, 12, 12)),
 ], ids=lambda c: c.name)
-def test_bwdw_bitwise_deterministic_across_runs_and_threads(case, channels_last, cpu_isa):
+def test_bwdw_bitwise_deterministic_across_runs_and_threads(case, channels_last, cpu_isa,
+                                                            nchw_packed):
     x, _, gy, _, _ = _problem(case, channels_last, torch.float32)
     before = torch.get_num_threads()
     try:

@@ -44,6 +44,12 @@ const char* isa_name(Isa isa);
 bool isa_supported(Isa isa);  // compiled in and supported by this CPU
 bool isa_compiled(Isa isa);   // compiled into this build
 
+// Whether NCHW passes may run through the NHWC kernels on transposed channel tiles where that
+// pays (dw2d_packed.h; on by default). Off: always the NCHW kernels, which is how the tests reach
+// them and how a benchmark compares the two.
+void set_nchw_packed(bool on);
+bool nchw_packed();
+
 // float32 kernels for one ISA (null when not compiled in); float64 kernels are scalar only.
 const Dw2dKernels<float>* dw2d_kernels_f32(Isa isa);
 const Dw2dKernels<double>* dw2d_kernels_f64();

@@ -64,6 +64,7 @@ inline void prefetch(const T* p, int64_t n) {
 #include "dw2d_fwd.h"
 #include "dw2d_bwdi.h"
 #include "dw2d_bwdw.h"
+#include "dw2d_packed.h"
 #include "peak.h"
 
 template <typename T>
@@ -71,15 +72,15 @@ struct Dw2d {
   static Dw2dKernels<T> table(const char* isa) {
     return {isa,
             Vec<T>::N,
-            Dw2dFwd<T>::fwd_items,
-            Dw2dFwd<T>::fwd,
-            Dw2dBwdi<T>::bwdi_items,
-            Dw2dBwdi<T>::bwdi,
-            Dw2dBwdw<T>::bwdw_items,
-            Dw2dBwdw<T>::bwdw,
-            Dw2dFwd<T>::variant,
-            Dw2dBwdi<T>::variant,
-            Dw2dBwdw<T>::variant,
+            Dw2dPacked<T>::fwd_items,
+            Dw2dPacked<T>::fwd,
+            Dw2dPacked<T>::bwdi_items,
+            Dw2dPacked<T>::bwdi,
+            Dw2dPacked<T>::bwdw_items,
+            Dw2dPacked<T>::bwdw,
+            Dw2dPacked<T>::fwd_variant,
+            Dw2dPacked<T>::bwdi_variant,
+            Dw2dPacked<T>::bwdw_variant,
             FmaPeak<T>::run};
   }
 };

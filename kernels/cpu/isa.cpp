@@ -1,6 +1,8 @@
 // ISA table: which kernel builds exist and which this CPU can run. Compiled without ISA flags.
 #include "dw2d.h"
 
+#include <atomic>
+
 namespace dwconv {
 namespace cpu {
 
@@ -48,6 +50,12 @@ bool isa_supported(Isa isa) {
   return isa == Isa::scalar;
 #endif
 }
+
+namespace {
+std::atomic<bool> g_nchw_packed{true};
+}  // namespace
+void set_nchw_packed(bool on) { g_nchw_packed.store(on, std::memory_order_relaxed); }
+bool nchw_packed() { return g_nchw_packed.load(std::memory_order_relaxed); }
 
 const Dw2dKernels<float>* dw2d_kernels_f32(Isa isa) {
   if (!isa_compiled(isa)) return nullptr;

@@ -72,6 +72,24 @@ struct Vec<float> {
     asm("" : "+v"(r.v));
     return r;
   }
+  // r[i] lane j <-> r[j] lane i: an N x N block transposed in registers (3 shuffle stages)
+  static void transpose(Vec* r) {
+    __m256 a[N], b[N];
+    for (int i = 0; i < N; i += 2) {
+      a[i] = _mm256_unpacklo_ps(r[i].v, r[i + 1].v);
+      a[i + 1] = _mm256_unpackhi_ps(r[i].v, r[i + 1].v);
+    }
+    for (int i = 0; i < N; i += 4) {  // b[i + j]: column j (and j + 4) of rows i..i+3
+      b[i] = _mm256_shuffle_ps(a[i], a[i + 2], 0x44);
+      b[i + 1] = _mm256_shuffle_ps(a[i], a[i + 2], 0xEE);
+      b[i + 2] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0x44);
+      b[i + 3] = _mm256_shuffle_ps(a[i + 1], a[i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; ++j) {
+      r[j].v = _mm256_permute2f128_ps(b[j], b[4 + j], 0x20);
+      r[j + 4].v = _mm256_permute2f128_ps(b[j], b[4 + j], 0x31);
+    }
+  }
   // lo/hi = a0 b0 a1 b1 ...: the 2N elements of a and b interleaved (inverse of even/odd)
   static void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
     const __m256 l = _mm256_unpacklo_ps(a.v, b.v), h = _mm256_unpackhi_ps(a.v, b.v);

@@ -62,6 +62,30 @@ struct Vec<float> {
     asm("" : "+v"(r.v));
     return r;
   }
+  // r[i] lane j <-> r[j] lane i: an N x N block transposed in registers (4 shuffle stages)
+  static void transpose(Vec* r) {
+    __m512 a[N], b[N];
+    for (int i = 0; i < N; i += 2) {
+      a[i] = _mm512_unpacklo_ps(r[i].v, r[i + 1].v);
+      a[i + 1] = _mm512_unpackhi_ps(r[i].v, r[i + 1].v);
+    }
+    for (int i = 0; i < N; i += 4) {  // b[i + j]: column j (+4, +8, +12) of rows i..i+3
+      b[i] = _mm512_shuffle_ps(a[i], a[i + 2], 0x44);
+      b[i + 1] = _mm512_shuffle_ps(a[i], a[i + 2], 0xEE);
+      b[i + 2] = _mm512_shuffle_ps(a[i + 1], a[i + 3], 0x44);
+      b[i + 3] = _mm512_shuffle_ps(a[i + 1], a[i + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; ++j) {
+      const __m512 lo01 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0x88);
+      const __m512 hi01 = _mm512_shuffle_f32x4(b[j], b[4 + j], 0xDD);
+      const __m512 lo23 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0x88);
+      const __m512 hi23 = _mm512_shuffle_f32x4(b[8 + j], b[12 + j], 0xDD);
+      r[j].v = _mm512_shuffle_f32x4(lo01, lo23, 0x88);
+      r[j + 8].v = _mm512_shuffle_f32x4(lo01, lo23, 0xDD);
+      r[j + 4].v = _mm512_shuffle_f32x4(hi01, hi23, 0x88);
+      r[j + 12].v = _mm512_shuffle_f32x4(hi01, hi23, 0xDD);
+    }
+  }
   // lo/hi = a0 b0 a1 b1 ...: the 2N elements of a and b interleaved (inverse of even/odd)
   static void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
     const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);

@@ -38,6 +38,7 @@ struct Vec {
   static Vec even(Vec a, Vec b) { (void)b; return a; }  // lanes 0, 2, 4.. of the pair [a, b]
   static Vec odd(Vec a, Vec b) { (void)a; return b; }   // lanes 1, 3, 5.. of the pair [a, b]
   Vec pinned() const { return *this; }  // see the SIMD versions
+  static void transpose(Vec*) {}  // a 1 x 1 block
   // lo/hi = a0 b0 a1 b1 ...: the 2N elements of a and b interleaved (inverse of even/odd)
   static void interleave(Vec a, Vec b, Vec& lo, Vec& hi) {
     lo = a;

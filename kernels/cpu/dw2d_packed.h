@@ -1,0 +1,217 @@
+// NCHW through the NHWC kernels ("packed"). The NCHW kernels vectorise along a row: a plane
+// narrower than a vector wastes most lanes and pays per-plane set-up for little work (7x7 planes
+// at the end of MobileNet), and their backward passes trail the NHWC ones at every plane size.
+// Here a work item takes a tile of L channels of planes up to kMaxPlane pixels, transposes it
+// (L x L blocks in registers, Vec::transpose) into a [pixel][L] scratch that stays in cache, runs
+// the NHWC kernel of the same shape on it with C = L, and transposes the result back. Every lane
+// of every FMA is then a real channel, and the NHWC specialisations (k3s1, row, k3, tiled, ...)
+// apply as they are; the transposes cost two passes over L1/L2-resident tiles.
+// Part of dw2d_impl.h: included after the three passes, whose entry points it wraps; it is what
+// the kernel table calls.
+//
+//   fwd / bwdi  item = (n, channel tile), in memory order: pack x or gy and the tile's weights,
+//               one NHWC call, unpack y or gx
+//   bwdw        item = channel tile: pack a chunk of batch images of gy and x (chunking is a
+//               function of the shape only), one NHWC call per chunk, chunks summed in order:
+//               deterministic whatever the thread count
+// Only with depth multiplier 1 (the NHWC fast paths need it) and SIMD lanes (L >= 8).
+#pragma once
+
+template <typename T>
+struct Dw2dPacked {
+  using V = Vec<T>;
+  static constexpr int L = V::N;
+  using Fwd = Dw2dFwd<T>;
+  using Bwdi = Dw2dBwdi<T>;
+  using Bwdw = Dw2dBwdw<T>;
+
+  // Planes up to kMaxPlane pixels (in and out) can be packed: a tile of L of them stays in L2
+  // and the transposes' 32-bit offsets cannot overflow. Which passes take it (measured on
+  // AVX-512 and AVX2, docs/kernels.md):
+  //   bwdw  always: no NCHW backward-weight kernel beat it at any plane size measured (7..56)
+  //   bwdi  stride 1, or planes at most kMaxWidth wide (stride 2 keeps the phase-split kernel)
+  //   fwd   planes at most kMaxWidth wide, kernels larger than 3x3, or inputs of at least
+  //         kFwdBigInput bytes; a 3x3 forward on wider planes in cache is faster unpacked
+  static constexpr int64_t kMaxPlane = 4096;
+  static constexpr int64_t kMaxWidth = 16;
+  static constexpr int64_t kFwdBigInput = int64_t(8) << 20;
+  // bwdw: batch images per chunk, sized so one chunk of gy and x tiles stays within ~256 KB
+  static constexpr int64_t kBwdwChunkBytes = 256 * 1024;
+
+  enum class Pass { fwd, bwdi, bwdw };
+  static bool applies(const Dw2dShape& s, Layout layout, Pass pass) {
+    if (L < 8 || layout != Layout::NCHW || s.M != 1 || !nchw_packed()) return false;
+    if (s.H * s.W > kMaxPlane || s.OH * s.OW > kMaxPlane) return false;
+    const bool narrow = s.W <= kMaxWidth && s.OW <= kMaxWidth;
+    switch (pass) {
+      case Pass::bwdw:
+        return true;
+      case Pass::bwdi:
+        return narrow || (s.SH == 1 && s.SW == 1);
+      default:
+        return narrow || s.KH * s.KW > 9 ||
+               s.N * s.C * s.H * s.W * static_cast<int64_t>(sizeof(T)) >= kFwdBigInput;
+    }
+  }
+
+  static int64_t tiles(const Dw2dShape& s) { return ceil_div_nonneg(s.C, L); }
+
+  // The shape of one packed tile: L channels of nb images, laid out NHWC.
+  static Dw2dShape tile_shape(const Dw2dShape& s, int64_t nb) {
+    Dw2dShape t = s;
+    t.N = nb;
+    t.C = L;
+    return t;
+  }
+
+  // dst[p][l] = src[l * plane + p] for the nc channels of the tile, zero for lanes >= nc:
+  // L x L blocks loaded along the planes and transposed in registers
+  static void pack(const T* src, int64_t plane, int nc, T* dst) {
+    for (int64_t p = 0; p < plane; p += L) {
+      const int n = static_cast<int>(min64(L, plane - p));
+      V r[L];
+      for (int l = 0; l < L; ++l) r[l] = l < nc ? V::load(src + l * plane + p, n) : V::zero();
+      V::transpose(r);
+      for (int j = 0; j < n; ++j) r[j].store(dst + (p + j) * L);
+    }
+  }
+  // dst[l * plane + p] = src[p][l] for l < nc
+  static void unpack(const T* src, int64_t plane, int nc, T* dst) {
+    for (int64_t p = 0; p < plane; p += L) {
+      const int n = static_cast<int>(min64(L, plane - p));
+      V r[L];
+      for (int j = 0; j < L; ++j) r[j] = j < n ? V::load(src + (p + j) * L) : V::zero();
+      V::transpose(r);
+      for (int l = 0; l < nc; ++l) r[l].store(dst + l * plane + p, n);
+    }
+  }
+  // wp[tap][l] = w[(c0 + l) * KK + tap]: the NHWC weight layout of one tile (M == 1)
+  static void pack_weight(const T* w, int64_t KK, int nc, T* wp) {
+    for (int64_t t = 0; t < KK; ++t) V::gather(w + t, KK, nc).store(wp + t * L);
+  }
+  static int channels(const Dw2dShape& s, int64_t tile) {
+    return static_cast<int>(min64(L, s.C - tile * L));
+  }
+
+  // ---------------------------------------------------------------- fwd, bwdi: (n, tile) items
+  // src planes [N][C][Hs*Ws] -> dst planes [N][C][Hd*Wd] through the NHWC entry point `run`.
+  // Items go through memory in order (the hardware prefetcher follows them), so the tile's
+  // weights are re-packed per item: KK gathers, next to the plane's Hs*Ws.
+  template <typename Run>
+  static void per_image(const Dw2dShape& s, int64_t src_plane, int64_t dst_plane, const T* src,
+                        const T* w, const T* b, T* dst, int64_t begin, int64_t end, Run run) {
+    const int64_t KK = s.KH * s.KW;
+    const Dw2dShape t = tile_shape(s, 1);
+    T* in = bwd_scratch<T, 10>(src_plane * L);
+    T* out = bwd_scratch<T, 11>(dst_plane * L);
+    T* wp = bwd_scratch<T, 12>(KK * L + L);  // the tile's weights, then its bias
+    T* bp = wp + KK * L;
+    const int64_t nt = tiles(s);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t n = item / nt, tile = item % nt;
+      const int nc = channels(s, tile);
+      const int64_t c0 = tile * L;
+      pack_weight(w + c0 * KK, KK, nc, wp);
+      if (b) V::load(b + c0, nc).store(bp);
+      // the next item's planes follow these: gathers alone do not start the prefetcher
+      if (item + 1 < end) prefetch(src + (n * s.C + c0 + nc) * src_plane, L * src_plane);
+      pack(src + (n * s.C + c0) * src_plane, src_plane, nc, in);
+      run(t, in, wp, b ? bp : nullptr, out);
+      unpack(out, dst_plane, nc, dst + (n * s.C + c0) * dst_plane);
+    }
+  }
+
+  static void fwd_packed(const Dw2dShape& s, const T* x, const T* w, const T* b, T* y,
+                         int64_t begin, int64_t end) {
+    per_image(s, s.H * s.W, s.OH * s.OW, x, w, b, y, begin, end,
+              [](const Dw2dShape& t, const T* in, const T* wp, const T* bp, T* out) {
+                Fwd::fwd(t, Layout::NHWC, in, wp, bp, out, 0, Fwd::fwd_items(t, Layout::NHWC));
+              });
+  }
+
+  static void bwdi_packed(const Dw2dShape& s, const T* gy, const T* w, T* gx, int64_t begin,
+                          int64_t end) {
+    per_image(s, s.OH * s.OW, s.H * s.W, gy, w, nullptr, gx, begin, end,
+              [](const Dw2dShape& t, const T* in, const T* wp, const T*, T* out) {
+                Bwdi::bwdi(t, Layout::NHWC, in, wp, out, 0, Bwdi::bwdi_items(t, Layout::NHWC));
+              });
+  }
+
+  // ---------------------------------------------------------------------- bwdw: tile items
+  static int64_t bwdw_chunk(const Dw2dShape& s) {
+    const int64_t per_image = (s.H * s.W + s.OH * s.OW) * L * static_cast<int64_t>(sizeof(T));
+    return max64(1, min64(s.N, kBwdwChunkBytes / per_image));
+  }
+
+  static void bwdw_packed(const Dw2dShape& s, const T* gy, const T* x, T* gw, int64_t begin,
+                          int64_t end) {
+    const int64_t KK = s.KH * s.KW, xp = s.H * s.W, yp = s.OH * s.OW, nb = bwdw_chunk(s);
+    T* xs = bwd_scratch<T, 10>(nb * xp * L);
+    T* ys = bwd_scratch<T, 11>(nb * yp * L);
+    T* part = bwd_scratch<T, 12>(2 * KK * L);  // this chunk's sums, then the running total
+    T* total = part + KK * L;
+    for (int64_t tile = begin; tile < end; ++tile) {
+      const int nc = channels(s, tile);
+      const int64_t c0 = tile * L;
+      for (int64_t n0 = 0; n0 < s.N; n0 += nb) {
+        const int64_t cnt = min64(nb, s.N - n0);
+        for (int64_t i = 0; i < cnt; ++i) {
+          const int64_t n = n0 + i;
+          if (n + 1 < s.N) {  // images are a batch stride apart: a miss each, unprefetched
+            prefetch(x + ((n + 1) * s.C + c0) * xp, nc * xp);
+            prefetch(gy + ((n + 1) * s.C + c0) * yp, nc * yp);
+          }
+          pack(x + (n * s.C + c0) * xp, xp, nc, xs + i * xp * L);
+          pack(gy + (n * s.C + c0) * yp, yp, nc, ys + i * yp * L);
+        }
+        const Dw2dShape t = tile_shape(s, cnt);
+        Bwdw::bwdw(t, Layout::NHWC, ys, xs, n0 == 0 ? total : part, 0,
+                   Bwdw::bwdw_items(t, Layout::NHWC));
+        if (n0 > 0) {
+          for (int64_t i = 0; i < KK * L; i += L)
+            V::fma(V::load(part + i), V::set1(T(1)), V::load(total + i)).store(total + i);
+        }
+      }
+      for (int l = 0; l < nc; ++l) {
+        for (int64_t tap = 0; tap < KK; ++tap) gw[(c0 + l) * KK + tap] = total[tap * L + l];
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ entry points of the table
+  static int64_t fwd_items(const Dw2dShape& s, Layout layout) {
+    return applies(s, layout, Pass::fwd) ? tiles(s) * s.N : Fwd::fwd_items(s, layout);
+  }
+  static void fwd(const Dw2dShape& s, Layout layout, const T* x, const T* w, const T* b, T* y,
+                  int64_t begin, int64_t end) {
+    if (applies(s, layout, Pass::fwd)) return fwd_packed(s, x, w, b, y, begin, end);
+    Fwd::fwd(s, layout, x, w, b, y, begin, end);
+  }
+  static const char* fwd_variant(const Dw2dShape& s, Layout layout) {
+    return applies(s, layout, Pass::fwd) ? "packed" : Fwd::variant(s, layout);
+  }
+
+  static int64_t bwdi_items(const Dw2dShape& s, Layout layout) {
+    return applies(s, layout, Pass::bwdi) ? tiles(s) * s.N : Bwdi::bwdi_items(s, layout);
+  }
+  static void bwdi(const Dw2dShape& s, Layout layout, const T* gy, const T* w, T* gx,
+                   int64_t begin, int64_t end) {
+    if (applies(s, layout, Pass::bwdi)) return bwdi_packed(s, gy, w, gx, begin, end);
+    Bwdi::bwdi(s, layout, gy, w, gx, begin, end);
+  }
+  static const char* bwdi_variant(const Dw2dShape& s, Layout layout) {
+    return applies(s, layout, Pass::bwdi) ? "packed" : Bwdi::variant(s, layout);
+  }
+
+  static int64_t bwdw_items(const Dw2dShape& s, Layout layout) {
+    return applies(s, layout, Pass::bwdw) ? tiles(s) : Bwdw::bwdw_items(s, layout);
+  }
+  static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
+                   int64_t begin, int64_t end) {
+    if (applies(s, layout, Pass::bwdw)) return bwdw_packed(s, gy, x, gw, begin, end);
+    Bwdw::bwdw(s, layout, gy, x, gw, begin, end);
+  }
+  static const char* bwdw_variant(const Dw2dShape& s, Layout layout) {
+    return applies(s, layout, Pass::bwdw) ? "packed" : Bwdw::variant(s, layout);
+  }
+};
