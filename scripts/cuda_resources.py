@@ -64,7 +64,8 @@ def _demangle(names: list[str]) -> list[str]:
 
 def _short_name(demangled: str) -> str:
     """void dwconv::cuda::dw2d_fwd_nhwc_direct<float, dwconv::cuda::Spec<3, 1>, 4, 4>(...)
-    -> dw2d_fwd_nhwc_k3s1_cuda<float, vec 4>"""
+    -> dw2d_fwd_nhwc_k3s1_cuda<float, vec 4>;
+    void dwconv::cuda::dw2d_bwdi_klarge<float, (dwconv::Layout)1>(...) -> dw2d_bwdi_nhwc_klarge_cuda<float>"""
     m = re.match(r"(?:void )?dwconv::cuda::(\w+)<(.*)>\(", demangled)
     if not m:
         return demangled
@@ -79,6 +80,9 @@ def _short_name(demangled: str) -> str:
     else:
         variant = "generic"
     stem = re.sub(r"_(direct|partial|klarge)$", "", base)
+    layout = re.search(r"\(dwconv::Layout\)(\d)", args)  # klarge kernels: layout as a template argument
+    if layout:
+        stem += ("_nchw", "_nhwc")[int(layout.group(1))]
     nums = re.findall(r"(?:^|, )(\d+)(?=,|$)", args)
     vec = nums[-1] if base.endswith("nhwc_direct") and nums else None
     if base == "dw2d_bwdw_finish":

@@ -91,6 +91,9 @@ CASES = [
     (1, 3, 17, 19, 1, (13, 13), 1, (6, 6, 6, 6), 1, "klarge"),
     (1, 2, 21, 20, 2, (15, 15), 2, (7, 7, 7, 7), 1, "klarge"),  # large, strided, multiplier
     (1, 2, 30, 33, 1, (13, 13), 1, (12, 12, 10, 14), 2, "klarge"),  # large, dilated, asymmetric
+    (1, 3, 10, 10, 2, (13, 15), 1, (6, 6, 7, 7), 1, "klarge"),  # large, non-square, multiplier
+    # large with several channels per block, the last group partial, multiplier 2
+    (1, 301, 7, 6, 2, (13, 13), 1, (6, 6, 5, 6), 1, "klarge"),
 ]
 LAYOUTS = ["nchw", "nhwc"]
 
@@ -146,7 +149,9 @@ def test_matrix_float32(case, layout):
 
 
 # every dtype through each kernel family (specialised, generic, klarge, NHWC vectors)
-DTYPE_CASES = [CASES[0], CASES[1], CASES[6], CASES[8], CASES[15]]
+DTYPE_CASES = [CASES[0], CASES[1], CASES[6], CASES[8], CASES[15], CASES[18]]
+# large kernels: every pass has a klarge kernel in both layouts (backward-input at stride 1 only)
+KLARGE_CASES = [c for c in CASES if c[-1] == "klarge"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16],
@@ -176,6 +181,20 @@ def test_matrix_covers_every_forward_variant():
                                True) == "dw2d_bwdw_nhwc_k5_cuda"
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("case", KLARGE_CASES, ids=_ids)
+def test_matrix_runs_the_large_kernel_path(case, layout, dtype):
+    """The large-kernel cases above run the klarge kernels, not the generic ones they fall back to."""
+    n, c, h, w, m, (kh, kw), s, p, d, _ = case
+    stride = [s, s] if isinstance(s, int) else list(s)
+    for pass_ in ("fwd", "bwdi", "bwdw"):
+        name = _C.cuda_kernel_name(pass_, [n, c, h, w], [c * m, 1, kh, kw], stride, list(p),
+                                   [d, d], layout == "nhwc", dtype)
+        variant = "generic" if pass_ == "bwdi" and stride != [1, 1] else "klarge"
+        assert name == f"dw2d_{pass_}_{layout}_{variant}_cuda"
+
+
 def test_batch_zero_and_empty():
     x = torch.randn(0, 3, 8, 8, requires_grad=True)
     w = torch.randn(3, 1, 3, 3, requires_grad=True)
@@ -185,10 +204,11 @@ def test_batch_zero_and_empty():
     assert gx.shape == x.shape and torch.equal(gw, torch.zeros_like(gw))
 
 
-def test_backward_weight_is_bitwise_reproducible_across_schedules():
+@pytest.mark.parametrize("case", [CASES[14], CASES[15]], ids=["several_splits", "klarge"])
+def test_backward_weight_is_bitwise_reproducible_across_schedules(case):
     """Partials and their reduction run in a fixed order: no thread order changes a bit."""
-    x, w, _, stride, pad, dil = _make(CASES[14], "nchw", torch.float32)
-    gy = torch.randn(2, 3, 24, 24)
+    x, w, b, stride, pad, dil = _make(case, "nchw", torch.float32)
+    gy = torch.randn_like(_torch_conv(x, w, b, stride, pad, dil))
     results = []
     for order in (0, 1, 2):
         _C.cuda_emu_set_schedule(order)
@@ -196,8 +216,8 @@ def test_backward_weight_is_bitwise_reproducible_across_schedules():
             for layout in ("nchw", "nhwc"):
                 xx = x.contiguous(memory_format=torch.channels_last) if layout == "nhwc" else x
                 gg = gy.contiguous(memory_format=torch.channels_last) if layout == "nhwc" else gy
-                results.append((layout, torch.ops.dwconv.dw2d_bwdw_emu(gg, xx, [3, 3], stride,
-                                                                        pad, dil)))
+                results.append((layout, torch.ops.dwconv.dw2d_bwdw_emu(gg, xx, list(w.shape[2:]),
+                                                                        stride, pad, dil)))
         finally:
             _C.cuda_emu_set_schedule(0)
     for layout in ("nchw", "nhwc"):

@@ -30,6 +30,8 @@ CASES = [
     (1, 7, 16, 15, 1, (1, 7), 3, (0, 0, 3, 3), 1),       # generic
     (1, 6, 40, 41, 1, (13, 13), 1, (6, 6, 6, 6), 1),     # klarge
     (1, 4, 45, 43, 1, (31, 31), 1, (15, 15, 15, 15), 1), # klarge, RepLKNet size
+    (1, 96, 20, 20, 2, (13, 15), 1, (6, 6, 7, 7), 1),    # klarge, several channels a block
+    (2, 8, 33, 30, 1, (15, 15), 2, (7, 7, 7, 7), 1),     # klarge fwd, bwdw; generic bwdi
     (32, 16, 28, 28, 1, (3, 3), 1, (1, 1, 1, 1), 1),     # batch 32: several bwdw splits
 ]
 
@@ -67,12 +69,17 @@ def test_matches_reference_and_pytorch(case, dtype, layout):
         assert_close(y, base.double(), backend=BACKEND, dtype=dtype, what="output vs PyTorch")
 
 
-def test_backward_weight_is_deterministic():
+@pytest.mark.parametrize("k", [3, 13])
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_backward_weight_is_deterministic(k, layout):
     x = torch.randn(8, 32, 56, 56, device="cuda")
     gy = torch.randn(8, 32, 56, 56, device="cuda")
-    first = torch.ops.dwconv.dw2d_bwdw(gy, x, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1])
+    if layout == "nhwc":
+        x, gy = (t.contiguous(memory_format=torch.channels_last) for t in (x, gy))
+    args = ([k, k], [1, 1], [k // 2] * 4, [1, 1])
+    first = torch.ops.dwconv.dw2d_bwdw(gy, x, *args)
     for _ in range(3):
-        again = torch.ops.dwconv.dw2d_bwdw(gy, x, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1])
+        again = torch.ops.dwconv.dw2d_bwdw(gy, x, *args)
         assert torch.equal(first, again)
 
 

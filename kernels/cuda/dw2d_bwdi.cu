@@ -3,8 +3,10 @@
 // that read them, over the M output channels of its input channel. Nothing is accumulated in
 // memory, so the result is deterministic.
 //
-// Kernels: dw2d_bwdi_<nchw|nhwc>_<k3s1|...|generic>_cuda (specialisations from DirectSpecs).
-#include "dw2d_common.cuh"
+// Kernels: dw2d_bwdi_<nchw|nhwc>_<k3s1|...|generic>_cuda (specialisations from DirectSpecs), and
+// dw2d_bwdi_<nchw|nhwc>_klarge_cuda for k >= 13 at stride 1: the forward klarge kernel run on
+// grad_out with the flipped kernel (dw2d_klarge.cuh), a gather too.
+#include "dw2d_klarge.cuh"
 
 namespace dwconv {
 namespace DWCONV_NS {
@@ -114,7 +116,17 @@ __global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_bwdi_nhwc_direct(Dw
   }
 }
 
-const char* bwdi_variant(const Dw2dShape& s, Layout, DType) {
+// Large kernels at stride 1, both layouts (dw2d_klarge.cuh).
+template <typename T, Layout LAYOUT>
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_bwdi_klarge(KlargeConv p,
+                                                                     const T* __restrict__ gy,
+                                                                     const T* __restrict__ w,
+                                                                     T* __restrict__ gx) {
+  klarge_conv<T, LAYOUT, true>(p, gy, w, nullptr, gx);
+}
+
+const char* bwdi_variant(const Dw2dShape& s, Layout layout, DType dt) {
+  if (klarge_conv_plan(s, layout, dt, true).t.L) return "klarge";
   const char* name = spec_name<Generic>();
   dispatch_spec(s, DirectSpecs{}, [&](auto sp) { name = spec_name<decltype(sp)>(); });
   return name;
@@ -128,6 +140,15 @@ int dw2d_bwdi(const Dw2dShape& s, Layout layout, DType dt, const void* gy, const
     const T* gp = static_cast<const T*>(gy);
     const T* wp = static_cast<const T*>(w);
     T* xp = static_cast<T*>(gx);
+    if (const KlargeConv p = klarge_conv_plan(s, layout, dt, true); p.t.L) {
+      const unsigned grid = static_cast<unsigned>(imin(p.items, kMaxBlocks));
+      return static_cast<int>(
+          layout == Layout::NCHW
+              ? DWCONV_LAUNCH((dw2d_bwdi_klarge<T, Layout::NCHW>), grid, kThreads, p.t.smem,
+                              stream, p, gp, wp, xp)
+              : DWCONV_LAUNCH((dw2d_bwdi_klarge<T, Layout::NHWC>), grid, kThreads, p.t.smem,
+                              stream, p, gp, wp, xp));
+    }
     const FastDiv32 sh(s.SH), sw(s.SW);
     int err = 0;
     auto run = [&](auto sp) {

@@ -12,6 +12,7 @@
 // kernels/cuda_emu/cuda_emu.h is included first by the emulation's translation units
 #define DWCONV_NS cuda_emu_kernels
 #define DW_UNROLL
+#define DW_UNROLL_BY(n)
 #define DWCONV_LAUNCH DWCONV_EMU_LAUNCH
 #define DW_SHARED(T, name, n)                                                                   \
   const ::cuda_emu::SharedArray<T> name {                                                       \
@@ -25,6 +26,8 @@
 #include <cuda_runtime.h>
 #define DWCONV_NS cuda
 #define DW_UNROLL _Pragma("unroll")
+#define DW_PRAGMA(x) _Pragma(#x)
+#define DW_UNROLL_BY(n) DW_PRAGMA(unroll n)
 #define DWCONV_LAUNCH(kernel, grid, block, smem, stream, ...) \
   (kernel<<<(grid), (block), (smem), (stream)>>>(__VA_ARGS__), cudaGetLastError())
 #define DW_SHARED(T, name, n) __shared__ T name[n]

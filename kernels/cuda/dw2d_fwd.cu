@@ -3,12 +3,12 @@
 // Kernels (docs/kernels.md names):
 //   dw2d_fwd_nchw_<k3s1|...|generic>_cuda  one thread: R consecutive outputs of a row; the
 //       specialised ones keep the (R-1)*S+K input columns of a kernel row in registers
-//   dw2d_fwd_nchw_klarge_cuda              k >= 13: a block tiles a 32x32 output patch, its input
-//       patch plus halo and the weights in shared memory
+//   dw2d_fwd_<nchw|nhwc>_klarge_cuda       k >= 13: a block computes an output tile of L channels
+//       from its input tile plus halo and the weights in shared memory (dw2d_klarge.cuh)
 //   dw2d_fwd_nhwc_<...>_cuda                one thread: R outputs along W x VEC channels, 16-byte
 //       channel loads (VEC = 16 / sizeof(T)) when M == 1 and rows are 16-byte aligned
 // Every loop runs over 64-bit item indices in a grid-stride loop, so the grid adapts to any size.
-#include "dw2d_common.cuh"
+#include "dw2d_klarge.cuh"
 
 namespace dwconv {
 namespace DWCONV_NS {
@@ -80,69 +80,14 @@ __global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_fwd_nchw_direct(Dw2
   }
 }
 
-// Large kernels: the block's threads form 8 rows of 32; each computes kLargeR output rows of one
-// column of a (8*kLargeR) x 32 output tile from the shared input tile.
-constexpr int kLargeTW = 32, kLargeRowsT = kThreads / kLargeTW, kLargeR = 4;
-constexpr int kLargeTH = kLargeRowsT * kLargeR;
-constexpr i64 kLargeMaxSmem = 48 * 1024;  // the default limit without an opt-in attribute
-
-inline i64 klarge_tile_h(const Dw2dShape& s) { return (kLargeTH - 1) * s.SH + (s.KH - 1) * s.DH + 1; }
-inline i64 klarge_tile_w(const Dw2dShape& s) { return (kLargeTW - 1) * s.SW + (s.KW - 1) * s.DW + 1; }
-inline i64 klarge_smem_bytes(const Dw2dShape& s, DType dt) {
-  return (s.KH * s.KW + klarge_tile_h(s) * klarge_tile_w(s)) * acc_bytes(dt);
-}
-bool fwd_uses_klarge(const Dw2dShape& s, Layout layout, DType dt) {
-  return layout == Layout::NCHW && s.KH >= 13 && s.KW >= 13 &&
-         klarge_smem_bytes(s, dt) <= kLargeMaxSmem;
-}
-
-template <typename T>
-__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_fwd_nchw_klarge(Dw2dShape s, Decode3 dec, i64 tile_h, i64 tile_w,
-                                                                 const T* __restrict__ x,
-                                                                 const T* __restrict__ w,
-                                                                 const T* __restrict__ b,
-                                                                 T* __restrict__ y) {
-  using A = typename Num<T>::A;
-  DW_DYN_SHARED(A, smem);  // [KH*KW weights][tile_h x tile_w input patch]
-  const i64 CO = s.cout(), KK = s.KH * s.KW;
-  const i64 tiles_w = ceil_div(s.OW, kLargeTW), tiles_h = ceil_div(s.OH, kLargeTH);
-  const i64 tiles = s.N * CO * tiles_h * tiles_w;
-  const int tid = threadIdx.x, tx = tid % kLargeTW, ty = tid / kLargeTW;
-  for (i64 tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    i64 tw, th, co, n;
-    dec(tile, tw, th, co, n);
-    const i64 oh0 = th * kLargeTH, ow0 = tw * kLargeTW;
-    const i64 ih_base = oh0 * s.SH - s.PT, iw_base = ow0 * s.SW - s.PL;
-    const T* xp = x + (n * s.C + int(co) / int(s.M)) * s.H * s.W;
-    for (i64 i = tid; i < KK; i += blockDim.x) smem[i] = gld(w + co * KK + i);
-    for (i64 i = tid; i < tile_h * tile_w; i += blockDim.x) {
-      const i64 ih = ih_base + i / tile_w, iw = iw_base + i % tile_w;
-      smem[KK + i] = ih >= 0 && ih < s.H && iw >= 0 && iw < s.W ? gld(xp + ih * s.W + iw) : A(0);
-    }
-    __syncthreads();
-    const A bias = b ? gld(b + co) : A(0);
-    A acc[kLargeR];
-    DW_UNROLL
-    for (int r = 0; r < kLargeR; ++r) acc[r] = bias;
-    for (i64 kh = 0; kh < s.KH; ++kh) {
-      for (i64 kw = 0; kw < s.KW; ++kw) {
-        const A wv = smem[kh * s.KW + kw];
-        const i64 col = tx * s.SW + kw * s.DW;
-        DW_UNROLL
-        for (int r = 0; r < kLargeR; ++r) {
-          const i64 row = (ty * kLargeR + r) * s.SH + kh * s.DH;
-          acc[r] += static_cast<A>(smem[KK + row * tile_w + col]) * wv;
-        }
-      }
-    }
-    T* yp = y + (n * CO + co) * s.OH * s.OW;
-    DW_UNROLL
-    for (int r = 0; r < kLargeR; ++r) {
-      const i64 oh = oh0 + ty * kLargeR + r, ow = ow0 + tx;
-      if (oh < s.OH && ow < s.OW) gst(yp + oh * s.OW + ow, acc[r]);
-    }
-    __syncthreads();  // the next tile overwrites the shared patch
-  }
+// Large kernels, both layouts (dw2d_klarge.cuh).
+template <typename T, Layout LAYOUT>
+__global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_fwd_klarge(KlargeConv p,
+                                                                    const T* __restrict__ x,
+                                                                    const T* __restrict__ w,
+                                                                    const T* __restrict__ b,
+                                                                    T* __restrict__ y) {
+  klarge_conv<T, LAYOUT, false>(p, x, w, b, y);
 }
 
 template <typename T, typename Sp, int R, int VEC>
@@ -200,7 +145,7 @@ __global__ __launch_bounds__(kThreads, kMinBlocks) void dw2d_fwd_nhwc_direct(Dw2
 }
 
 const char* fwd_variant(const Dw2dShape& s, Layout layout, DType dt) {
-  if (fwd_uses_klarge(s, layout, dt)) return "klarge";
+  if (klarge_conv_plan(s, layout, dt, false).t.L) return "klarge";
   const char* name = spec_name<Generic>();
   dispatch_spec(s, DirectSpecs{}, [&](auto sp) { name = spec_name<decltype(sp)>(); });
   return name;
@@ -215,16 +160,16 @@ int dw2d_fwd(const Dw2dShape& s, Layout layout, DType dt, const void* x, const v
     const T* wp = static_cast<const T*>(w);
     const T* bp = static_cast<const T*>(b);
     T* yp = static_cast<T*>(y);
+    if (const KlargeConv p = klarge_conv_plan(s, layout, dt, false); p.t.L) {
+      const unsigned grid = static_cast<unsigned>(imin(p.items, kMaxBlocks));
+      return static_cast<int>(
+          layout == Layout::NCHW
+              ? DWCONV_LAUNCH((dw2d_fwd_klarge<T, Layout::NCHW>), grid, kThreads, p.t.smem, stream,
+                              p, xp, wp, bp, yp)
+              : DWCONV_LAUNCH((dw2d_fwd_klarge<T, Layout::NHWC>), grid, kThreads, p.t.smem, stream,
+                              p, xp, wp, bp, yp));
+    }
     if (layout == Layout::NCHW) {
-      if (fwd_uses_klarge(s, layout, dt)) {
-        const i64 tiles = s.N * s.cout() * ceil_div(s.OH, kLargeTH) * ceil_div(s.OW, kLargeTW);
-        const unsigned grid = static_cast<unsigned>(imin(tiles, kMaxBlocks));
-        return static_cast<int>(DWCONV_LAUNCH(dw2d_fwd_nchw_klarge<T>, grid, kThreads,
-                                              klarge_smem_bytes(s, dt), stream, s,
-                                              Decode3(ceil_div(s.OW, kLargeTW),
-                                                      ceil_div(s.OH, kLargeTH), s.cout()),
-                                              klarge_tile_h(s), klarge_tile_w(s), xp, wp, bp, yp));
-      }
       const unsigned grid = grid_for(s.N * s.cout() * s.OH * ceil_div(s.OW, kFwdR));
       int err = 0;
       auto run = [&](auto sp) {
