@@ -1,5 +1,6 @@
 """Outputs big enough (>= 8 MiB) to get the transparent-huge-page advice in csrc/common.h: the
-advice must not change what the kernels compute, in either layout or pass."""
+advice must not change what the kernels compute, in either layout or pass; and outputs big enough
+for the forward to stream them past the cache."""
 
 import pytest
 import torch
@@ -24,3 +25,17 @@ def test_large_output_forward_and_backward(channels_last):
     rx, rw = torch.autograd.grad(ref, (x, w), g)
     assert_close(gx, rx, backend="cpu", dtype=torch.float32, what="grad_input")
     assert_close(gw, rw, backend="cpu", dtype=torch.float32, what="grad_weight")
+
+
+def test_streamed_output_forward(cpu_isa):
+    """In + out >= 48 MiB: the NHWC forward writes whole aligned vectors with non-temporal stores
+    (kStreamBytes in kernels/cpu/dw2d_fwd.h). C = 100 gives pixels whose vectors are not all
+    64-byte aligned and a channel tail, so streamed and plain stores mix in one output."""
+    x = torch.randn(2, 100, 180, 180).to(memory_format=torch.channels_last)
+    w = torch.randn(100, 1, 3, 3)
+    b = torch.randn(100)
+    y = dwconv.depthwise_conv2d(x, w, b, padding=1, backend="cpu")
+    assert (x.numel() + y.numel()) * 4 >= 48 << 20
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    assert_close(y, dwconv.reference.depthwise_conv2d(x, w, b, padding=1), backend="cpu",
+                 dtype=torch.float32)

@@ -41,6 +41,9 @@ struct Vec<float> {
     _mm256_store_ps(t, v);
     for (int i = 0; i < n; ++i) p[i * stride] = t[i];
   }
+  // non-temporal store of all N lanes (p 32-byte aligned), see vec_avx512.h
+  void stream(float* p) const { _mm256_stream_ps(p, v); }
+  static void stream_fence() { _mm_sfence(); }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
   float sum() const {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -37,6 +37,10 @@ struct Vec<float> {
     if (stride == 1) return store(p, n);
     _mm512_mask_i32scatter_ps(p, lanes_below(n), offsets(stride), v, 4);
   }
+  // non-temporal store of all N lanes (p 64-byte aligned): no read-for-ownership, bypasses cache;
+  // stream_fence() orders such stores before the data is handed to another thread
+  void stream(float* p) const { _mm512_stream_ps(p, v); }
+  static void stream_fence() { _mm_sfence(); }
   static Vec fma(Vec a, Vec b, Vec c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
   float sum() const { return _mm512_reduce_add_ps(v); }
   // forward kernels (dw2d_fwd.h): lanes [lo, hi) only, zero elsewhere; stride-2 deinterleave

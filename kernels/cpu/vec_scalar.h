@@ -25,6 +25,8 @@ struct Vec {
     (void)stride;
     if (n > 0) *p = v;
   }
+  void stream(T* p) const { *p = v; }  // a plain store: see the SIMD versions
+  static void stream_fence() {}
   static Vec fma(Vec a, Vec b, Vec c) { return {a.v * b.v + c.v}; }
   T sum() const { return v; }
   // forward kernels (dw2d_fwd.h): lanes [lo, hi) only, zero elsewhere; stride-2 deinterleave
