@@ -1,0 +1,102 @@
+// Autograd of dwconv::dw2d_fwd in C++, for every backend the op family "" dispatches to (CPU,
+// CUDA). Python's torch.library.register_autograd costs about 40 us per forward+backward, more
+// than the kernels of a batch-1 layer; this costs a few. The backward is made of the registered
+// ops dw2d_bwdi / dw2d_bwdw (whose own autograd, in dwconv/ops.py, refuses double backward), so
+// torch.compile and torch.export trace it through their fake kernels. The other op families
+// (_emu, _triton) keep the Python registration in dwconv/ops.py.
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+namespace dwconv {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+const c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                          const std::optional<at::Tensor>&, at::IntArrayRef,
+                                          at::IntArrayRef, at::IntArrayRef)>&
+fwd_op() {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("dwconv::dw2d_fwd", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+                            at::IntArrayRef, at::IntArrayRef, at::IntArrayRef)>();
+  return op;
+}
+
+// bwdi and bwdw share a signature: (grad_out, tensor, sizes, stride, padding, dilation)
+using BwdSig = at::Tensor(const at::Tensor&, const at::Tensor&, c10::SymIntArrayRef,
+                          at::IntArrayRef, at::IntArrayRef, at::IntArrayRef);
+const c10::TypedOperatorHandle<BwdSig>& bwd_op(const char* name) {
+  static const auto bwdi =
+      c10::Dispatcher::singleton().findSchemaOrThrow("dwconv::dw2d_bwdi", "").typed<BwdSig>();
+  static const auto bwdw =
+      c10::Dispatcher::singleton().findSchemaOrThrow("dwconv::dw2d_bwdw", "").typed<BwdSig>();
+  return name[3] == 'i' ? bwdi : bwdw;
+}
+
+class Dw2dFwdFunction : public torch::autograd::Function<Dw2dFwdFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& input,
+                               const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                               at::IntArrayRef stride, at::IntArrayRef padding,
+                               at::IntArrayRef dilation) {
+    const bool has_bias = bias.has_value() && bias->defined();
+    // keep only what a backward can use (no activation held for frozen weights)
+    const bool need_gi = input.requires_grad(), need_gw = weight.requires_grad();
+    ctx->save_for_backward({need_gw ? input : at::Tensor(), need_gi ? weight : at::Tensor()});
+    for (int64_t d = 0; d < 4; ++d) ctx->saved_data["in" + std::to_string(d)] = input.sym_size(d);
+    ctx->saved_data["kh"] = weight.sym_size(2);
+    ctx->saved_data["kw"] = weight.sym_size(3);
+    ctx->saved_data["stride"] = stride.vec();
+    ctx->saved_data["padding"] = padding.vec();
+    ctx->saved_data["dilation"] = dilation.vec();
+    ctx->saved_data["has_bias"] = has_bias;
+    at::AutoDispatchBelowADInplaceOrView below;
+    return {fwd_op().call(input, weight, bias, stride, padding, dilation)};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& input = saved[0];
+    const at::Tensor& weight = saved[1];
+    const at::Tensor& gy = grads[0];
+    const auto stride = ctx->saved_data["stride"].toIntVector();
+    const auto padding = ctx->saved_data["padding"].toIntVector();
+    const auto dilation = ctx->saved_data["dilation"].toIntVector();
+    const bool has_bias = ctx->saved_data["has_bias"].toBool();
+    at::Tensor gi, gw, gb;
+    // gradient edges are numbered over the tensor arguments present: input, weight, [bias]
+    if (ctx->needs_input_grad(0)) {
+      std::vector<c10::SymInt> size;
+      for (int64_t d = 0; d < 4; ++d) size.push_back(ctx->saved_data["in" + std::to_string(d)].toSymInt());
+      gi = bwd_op("bwdi").call(gy, weight, size, stride, padding, dilation);
+    }
+    if (ctx->needs_input_grad(1)) {
+      const std::vector<c10::SymInt> k{ctx->saved_data["kh"].toSymInt(),
+                                       ctx->saved_data["kw"].toSymInt()};
+      gw = bwd_op("bwdw").call(gy, input, k, stride, padding, dilation);
+    }
+    if (has_bias && ctx->needs_input_grad(2)) gb = gy.sum({0, 2, 3});
+    // one entry per forward argument (undefined for the non-tensors and an absent bias)
+    return {gi, gw, gb, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor dw2d_fwd_autograd(const at::Tensor& input, const at::Tensor& weight,
+                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef dilation) {
+  if (input.dim() != 4 || weight.dim() != 4) {  // let the backend's checks name the problem
+    at::AutoDispatchBelowADInplaceOrView below;
+    return fwd_op().call(input, weight, bias, stride, padding, dilation);
+  }
+  return Dw2dFwdFunction::apply(input, weight, bias, stride, padding, dilation)[0];
+}
+
+}  // namespace
+}  // namespace dwconv
+
+TORCH_LIBRARY_IMPL(dwconv, Autograd, m) {
+  m.impl("dw2d_fwd", &dwconv::dw2d_fwd_autograd);
+}
