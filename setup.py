@@ -86,7 +86,7 @@ class BuildWithIsaObjects(BuildExtension):
 WITH_CUDA = _want_cuda()
 WITH_CUDA_EMU = _env_switch("DWCONV_CUDA_EMU") is not False
 
-sources = ["csrc/ops.cpp", "csrc/autograd.cpp", "csrc/cpu/dw2d.cpp", "kernels/cpu/isa.cpp"]
+sources = ["csrc/ops.cpp", "csrc/autograd.cpp", "csrc/output_cache.cpp", "csrc/cpu/dw2d.cpp", "kernels/cpu/isa.cpp"]
 macros = [(f"DWCONV_HAVE_{isa.upper()}", None) for isa in CPU_ISA_SOURCES if isa != "scalar"]
 if WITH_CUDA_EMU:
     # the kernels/cuda sources, each wrapped for the host compiler, plus the emulator itself

@@ -110,6 +110,24 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "padding is (top, bottom, left, right)");
   m.def("fma_peak_gflops", &dwconv::cpu::fma_peak_gflops, py::arg("seconds") = 0.2,
         "float32 FMA throughput of the active ISA on all torch threads, in GFLOP/s");
+  m.def(
+      "set_cpu_output_cache_limit",
+      [](int64_t mb) {
+        if (mb < 0) throw py::value_error("set_cpu_output_cache_limit: mb must be >= 0");
+        dwconv::set_cpu_output_cache_limit(static_cast<std::size_t>(mb) << 20);
+      },
+      py::arg("mb"),
+      "MiB of freed large CPU outputs kept for reuse (default 512, DWCONV_CPU_OUTPUT_CACHE_MB); "
+      "0 turns the cache off and frees what it holds");
+  m.def(
+      "cpu_output_cache_info",
+      [] {
+        py::dict d;
+        d["limit_bytes"] = dwconv::cpu_output_cache_limit();
+        d["cached_bytes"] = dwconv::cpu_output_cache_bytes();
+        return d;
+      },
+      "the output cache's limit and the bytes it holds in freed blocks now");
   m.def("set_debug_fill_nan", [](bool on) { dwconv::g_debug_fill_nan.store(on); },
         "fill fresh outputs with NaN (tests: catches elements a kernel never writes)");
 #ifdef DWCONV_WITH_CUDA_EMU

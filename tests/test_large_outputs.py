@@ -1,6 +1,7 @@
-"""Outputs big enough (>= 8 MiB) to get the transparent-huge-page advice in csrc/common.h: the
-advice must not change what the kernels compute, in either layout or pass; and outputs big enough
-for the forward to stream them past the cache."""
+"""Outputs big enough (>= 8 MiB) to come from the output cache of csrc/output_cache.cpp (blocks
+reused after their tensor dies, huge-page hint on new ones): neither may change what the kernels
+compute, in either layout or pass; and outputs big enough for the forward to stream them past the
+cache."""
 
 import pytest
 import torch
@@ -39,3 +40,29 @@ def test_streamed_output_forward(cpu_isa):
     assert y.is_contiguous(memory_format=torch.channels_last)
     assert_close(y, dwconv.reference.depthwise_conv2d(x, w, b, padding=1), backend="cpu",
                  dtype=torch.float32)
+
+
+def test_output_cache_reuses_freed_blocks_and_can_be_turned_off():
+    """Large CPU outputs come from csrc/output_cache.cpp: a freed one's block serves the next output
+    of that size (no fresh page faults); limit 0 frees the cache and allocates normally."""
+    from dwconv import _C
+    before = _C.cpu_output_cache_info()["limit_bytes"] >> 20
+    x = torch.randn(2, 64, 128, 128)  # 8 MiB outputs
+    w = torch.randn(64, 1, 3, 3)
+    try:
+        _C.set_cpu_output_cache_limit(64)
+        y = dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu")
+        ptr, expected = y.data_ptr(), y.clone()
+        del y
+        assert _C.cpu_output_cache_info()["cached_bytes"] >= 8 << 20
+        y = dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu")
+        assert y.data_ptr() == ptr
+        torch.testing.assert_close(y, expected, rtol=0, atol=0)
+        y.resize_(2, 64, 256, 256).fill_(1.0)  # outputs stay resizable like any CPU tensor
+        del y
+        _C.set_cpu_output_cache_limit(0)
+        assert _C.cpu_output_cache_info()["cached_bytes"] == 0
+        y = dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu")
+        torch.testing.assert_close(y, expected, rtol=0, atol=0)
+    finally:
+        _C.set_cpu_output_cache_limit(before)
