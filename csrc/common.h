@@ -11,9 +11,9 @@ namespace dwconv {
 // instead of left uninitialised, so an element a kernel forgets to write fails the comparison.
 bool debug_fill_nan();
 
-// Large CPU outputs (kCachedOutputBytes and up) come from a cache of blocks kept after their
+// CPU outputs of kCachedOutputBytes and up come from a cache of blocks kept after their
 // tensor dies, so a layer called again does not page-fault its output in again (output_cache.cpp).
-constexpr int64_t kCachedOutputBytes = int64_t(8) << 20;
+constexpr int64_t kCachedOutputBytes = int64_t(1) << 20;
 at::Tensor cached_cpu_empty(at::IntArrayRef sizes, const at::TensorOptions& options,
                             at::MemoryFormat format);
 void set_cpu_output_cache_limit(std::size_t bytes);  // 0: off (and frees what is cached)

@@ -3,10 +3,10 @@
 // A fresh multi-megabyte CPU buffer comes from mmap and page-faults on first touch: for the 58 MB
 // output of a [32,144,56,56] layer that is 11 ms with 4 KiB pages here, twice the convolution,
 // and PyTorch's own CPU allocator hands such blocks straight back to the OS. Outputs of at least
-// kMinBytes are therefore carved from blocks this cache keeps after their tensor dies (as
+// kCachedOutputBytes are therefore carved from blocks this cache keeps after their tensor dies (as
 // PyTorch's CUDA caching allocator does), so a layer called again reuses memory that is already
-// mapped: the cost users see becomes that of the kernel. New blocks get the transparent-huge-page
-// hint (a 2 MiB fault instead of 512). Freed blocks are kept up to a limit (default 512 MiB,
+// mapped: the cost users see becomes that of the kernel. Blocks of 8 MiB and more get the
+// transparent-huge-page hint (a 2 MiB fault instead of 512). Freed blocks are kept up to a limit (default 512 MiB,
 // DWCONV_CPU_OUTPUT_CACHE_MB or dwconv._C.set_cpu_output_cache_limit; 0 turns the cache off),
 // oldest released first.
 #include <ATen/ATen.h>
@@ -26,7 +26,14 @@
 namespace dwconv {
 namespace {
 
-constexpr std::size_t kBlock = std::size_t(1) << 21;  // 2 MiB: huge-page granularity
+constexpr std::size_t kHuge = std::size_t(1) << 21;  // 2 MiB: huge-page granularity
+constexpr std::size_t kPage = std::size_t(1) << 16;  // sizes below kHugeFrom round to 64 KiB
+constexpr std::size_t kHugeFrom = std::size_t(8) << 20;
+
+std::size_t block_bytes(std::size_t n) {
+  const std::size_t g = n >= kHugeFrom ? kHuge : kPage;
+  return (n + g - 1) / g * g;
+}
 
 struct Block {
   void* ptr;
@@ -41,13 +48,13 @@ class OutputCache final : public at::Allocator {
   }
 
   at::DataPtr allocate(std::size_t n) override {
-    const std::size_t bytes = (n + kBlock - 1) / kBlock * kBlock;
+    const std::size_t bytes = block_bytes(n);
     Block* b = take(bytes);
     if (!b) {
-      void* p = bytes ? std::aligned_alloc(kBlock, bytes) : nullptr;
+      void* p = bytes ? std::aligned_alloc(bytes >= kHugeFrom ? kHuge : kPage, bytes) : nullptr;
       if (bytes && !p) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-      if (p) madvise(p, bytes, MADV_HUGEPAGE);
+      if (p && bytes >= kHugeFrom) madvise(p, bytes, MADV_HUGEPAGE);
 #endif
       b = new Block{p, bytes};
     }

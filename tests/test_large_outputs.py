@@ -1,7 +1,7 @@
-"""Outputs big enough (>= 8 MiB) to come from the output cache of csrc/output_cache.cpp (blocks
-reused after their tensor dies, huge-page hint on new ones): neither may change what the kernels
-compute, in either layout or pass; and outputs big enough for the forward to stream them past the
-cache."""
+"""Outputs big enough to come from the output cache of csrc/output_cache.cpp (>= 1 MiB: blocks
+reused after their tensor dies; >= 8 MiB: huge-page hint on new ones): neither may change what the
+kernels compute, in either layout or pass; and outputs big enough for the forward to stream them
+past the cache."""
 
 import pytest
 import torch
