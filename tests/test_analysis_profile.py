@@ -118,3 +118,15 @@ def test_roofline_placement():
     p.layers[0].fwd_s = 1e-6
     (one,) = place(p, roof)
     assert one.kind == "depthwise" and one.intensity == p.layers[0].cost.intensity
+
+
+def test_importing_the_analysis_modules_prints_no_cuda_runtime_warning():
+    """torch.utils.cpp_extension warns "No CUDA runtime is found" on import where a CUDA toolkit
+    exists without a GPU (this machine); every analysis module imports it through
+    torch.utils.benchmark, and the package drops exactly that message whichever module loads first."""
+    import subprocess
+    import sys
+    for module in ("profile", "roofline", "machine", "explain"):
+        r = subprocess.run([sys.executable, "-c", f"import dwconv.analysis.{module}"],
+                           capture_output=True, text=True, check=True)
+        assert "No CUDA runtime" not in r.stderr, (module, r.stderr)

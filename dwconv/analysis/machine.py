@@ -4,7 +4,6 @@ and the header every benchmark report starts with."""
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import platform
 import subprocess
@@ -12,18 +11,7 @@ import subprocess
 import torch
 
 
-class _DropNoCudaRuntimeWarning(logging.Filter):
-    """torch.utils.benchmark imports torch.utils.cpp_extension, which warns "No CUDA runtime is
-    found, using CUDA_HOME=..." on every machine with a CUDA toolkit and no GPU; it says nothing
-    about a measurement, so exactly that message is dropped (every other one still shows)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("No CUDA runtime is found")
-
-
-logging.getLogger("torch.utils.cpp_extension").addFilter(_DropNoCudaRuntimeWarning())
-
-from torch.utils.benchmark import Timer  # noqa: E402  (after the filter: the import warns)
+from torch.utils.benchmark import Timer
 
 __all__ = ["bandwidth_gbs", "peak_gflops", "machine_header", "cpu_model", "cpu_flags"]
 
