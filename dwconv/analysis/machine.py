@@ -13,7 +13,7 @@ import torch
 
 from torch.utils.benchmark import Timer
 
-__all__ = ["bandwidth_gbs", "peak_gflops", "machine_header", "cpu_model", "cpu_flags"]
+__all__ = ["bandwidth_gbs", "peak_gflops", "measure_peak_gflops", "machine_header", "cpu_model", "cpu_flags"]
 
 
 def bandwidth_gbs(working_set_bytes: int, min_run_time: float = 0.2,
@@ -36,6 +36,11 @@ def bandwidth_gbs(working_set_bytes: int, min_run_time: float = 0.2,
 
 @functools.lru_cache(maxsize=None)
 def peak_gflops(dtype: torch.dtype = torch.float32, device: str = "cpu") -> float:
+    """measure_peak_gflops, measured once per process."""
+    return measure_peak_gflops(dtype, device)
+
+
+def measure_peak_gflops(dtype: torch.dtype = torch.float32, device: str = "cpu") -> float:
     """Compute peak in GFLOP/s: the larger of an FMA-throughput loop (dwconv's own, on the active
     ISA) and torch's sgemm, both on all torch threads. On a GPU device: its matmul throughput."""
     if torch.device(device).type != "cpu":
