@@ -103,6 +103,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "whether NCHW passes may run the NHWC kernels on transposed channel tiles (docs/kernels.md)");
   m.def("set_cpu_nchw_packed", &dwconv::cpu::set_nchw_packed, py::arg("on"),
         "allow (default) or forbid the packed NCHW path; forbidden: always the NCHW kernels");
+  m.def("get_cpu_bwdi_as_fwd", &dwconv::cpu::bwdi_as_fwd_enabled,
+        "whether stride-1, multiplier-1 backward-input runs the forward kernels (docs/kernels.md)");
+  m.def("set_cpu_bwdi_as_fwd", &dwconv::cpu::set_bwdi_as_fwd, py::arg("on"),
+        "allow (default) or forbid running backward-input as a forward convolution; forbidden: "
+        "always the backward-input kernels");
   m.def("kernel_name", &dwconv::cpu::kernel_name, py::arg("pass_"), py::arg("input_size"),
         py::arg("weight_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("channels_last"), py::arg("float64") = false,

@@ -42,3 +42,13 @@ def nchw_packed(request):
     _C.set_cpu_nchw_packed(request.param)
     yield request.param
     _C.set_cpu_nchw_packed(before)
+
+
+@pytest.fixture
+def bwdi_kernels():
+    """Backward-input always runs the backward-input kernels during the test (not, at stride 1,
+    the forward ones on the rotated weight)."""
+    before = _C.get_cpu_bwdi_as_fwd()
+    _C.set_cpu_bwdi_as_fwd(False)
+    yield
+    _C.set_cpu_bwdi_as_fwd(before)

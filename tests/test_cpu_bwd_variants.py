@@ -1,7 +1,8 @@
 """Every specialised CPU backward kernel (backward-input and backward-weight) against the float64
 reference, with the kernel variant each case is meant to reach checked through _C.kernel_name,
 and the bitwise determinism of grad_weight across runs and thread counts. NCHW runs its own
-kernels here (the packed path, which runs the NHWC ones on NCHW data, has test_cpu_packed.py)."""
+kernels here (the packed path, which runs the NHWC ones on NCHW data, has test_cpu_packed.py), and
+backward-input its own (the forward kernels it runs at stride 1: test_cpu_bwdi_as_fwd.py)."""
 
 from __future__ import annotations
 
@@ -111,7 +112,7 @@ def _kernel(case: Case, pass_: str, channels_last: bool, float64: bool) -> str:
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_bwd_variant_matches_reference(case, channels_last, cpu_isa, nchw_native):
+def test_bwd_variant_matches_reference(case, channels_last, cpu_isa, nchw_native, bwdi_kernels):
     layout = "nhwc" if channels_last else "nchw"
     for pass_ in ("bwdi", "bwdw"):
         want = case.expected(pass_, channels_last, LANES[cpu_isa])
@@ -129,7 +130,7 @@ def test_bwd_variant_matches_reference(case, channels_last, cpu_isa, nchw_native
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in
                                   ("k3s2", "k3s1_dil2_asym", "k3x5_s2x1_dil1x2", "k3x25_tiled",
                                    "m2_k2x4_s2")], ids=lambda c: c.name)
-def test_bwd_float64_matches_reference(case, channels_last, nchw_native):
+def test_bwd_float64_matches_reference(case, channels_last, nchw_native, bwdi_kernels):
     layout = "nhwc" if channels_last else "nchw"
     for pass_ in ("bwdi", "bwdw"):
         want = case.expected(pass_, channels_last, 1)

@@ -66,7 +66,7 @@ def _passes(case, x, wt, b, gy):
 
 @pytest.mark.parametrize("cpu_isa", SIMD_ISAS)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_packed_passes_match_reference(case, cpu_isa):
+def test_packed_passes_match_reference(case, cpu_isa, bwdi_kernels):
     before = _C.get_cpu_isa()
     _C.set_cpu_isa(cpu_isa)
     try:

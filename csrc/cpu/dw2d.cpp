@@ -134,9 +134,12 @@ at::Tensor dw2d_bwdi(const at::Tensor& grad_out, const at::Tensor& weight,
   check_grad_out(grad_out, s);
   const Layout layout = layout_of(grad_out);
   const at::Tensor gy = compute_dtype(grad_out).contiguous(memory_format(layout));
-  const at::Tensor w = pack_weight(compute_dtype(weight), s, layout);
   at::Tensor gx = new_output(in_size, gy.options(), memory_format(layout));
-  if (gx.numel() > 0) {
+  Dw2dShape f;
+  if (bwdi_as_fwd(s, &f)) {
+    fwd_into(gy, compute_dtype(weight).flip({2, 3}), std::nullopt, f, layout, gx);
+  } else if (gx.numel() > 0) {
+    const at::Tensor w = pack_weight(compute_dtype(weight), s, layout);
     AT_DISPATCH_FLOATING_TYPES(gy.scalar_type(), "dwconv_dw2d_bwdi_cpu", [&] {
       const auto* k = kernels_for<scalar_t>();
       const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
@@ -189,14 +192,16 @@ std::string kernel_name(const std::string& pass, const std::vector<int64_t>& inp
                         const std::vector<int64_t>& weight_size,
                         const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                         const std::vector<int64_t>& dilation, bool channels_last, bool float64) {
-  const Dw2dShape s = make_dw2d_shape(input_size, weight_size, stride, padding, dilation);
+  Dw2dShape s = make_dw2d_shape(input_size, weight_size, stride, padding, dilation);
   const Layout layout = channels_last ? Layout::NHWC : Layout::NCHW;
   const char* variant = nullptr;
   const char* isa = nullptr;
+  std::string runs = pass;  // the pass whose kernel runs: a backward-input may run a forward one
+  if (pass == "bwdi" && bwdi_as_fwd(s, &s)) runs = "fwd";
   auto pick = [&](const auto* k) {
     isa = k->isa;
-    if (pass == "fwd") variant = k->fwd_variant(s, layout);
-    if (pass == "bwdi") variant = k->bwdi_variant(s, layout);
+    if (runs == "fwd") variant = k->fwd_variant(s, layout);
+    if (runs == "bwdi") variant = k->bwdi_variant(s, layout);
     if (pass == "bwdw") variant = k->bwdw_variant(s, layout);
   };
   if (float64)
@@ -204,7 +209,7 @@ std::string kernel_name(const std::string& pass, const std::vector<int64_t>& inp
   else
     pick(kernels_for<float>());
   TORCH_CHECK(variant, "dwconv: pass must be fwd, bwdi or bwdw, got '", pass, "'");
-  return std::string("dw2d_") + pass + (channels_last ? "_nhwc_" : "_nchw_") + variant + "_" + isa;
+  return std::string("dw2d_") + runs + (channels_last ? "_nhwc_" : "_nchw_") + variant + "_" + isa;
 }
 
 double fma_peak_gflops(double seconds) {

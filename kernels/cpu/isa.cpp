@@ -57,6 +57,32 @@ std::atomic<bool> g_nchw_packed{true};
 void set_nchw_packed(bool on) { g_nchw_packed.store(on, std::memory_order_relaxed); }
 bool nchw_packed() { return g_nchw_packed.load(std::memory_order_relaxed); }
 
+namespace {
+std::atomic<bool> g_bwdi_as_fwd{true};
+}  // namespace
+void set_bwdi_as_fwd(bool on) { g_bwdi_as_fwd.store(on, std::memory_order_relaxed); }
+bool bwdi_as_fwd_enabled() { return g_bwdi_as_fwd.load(std::memory_order_relaxed); }
+
+bool bwdi_as_fwd(const Dw2dShape& s, Dw2dShape* fwd) {
+  if (!bwdi_as_fwd_enabled() || s.SH != 1 || s.SW != 1 || s.M != 1 || s.N == 0 ||
+      s.OH == 0 || s.OW == 0 || s.H == 0 || s.W == 0)
+    return false;
+  const int64_t eh = s.DH * (s.KH - 1), ew = s.DW * (s.KW - 1);  // kernel extent - 1
+  Dw2dShape f = s;
+  f.H = s.OH;
+  f.W = s.OW;
+  f.OH = s.H;
+  f.OW = s.W;
+  f.PT = eh - s.PT;
+  f.PL = ew - s.PL;
+  // bottom / right padding the forward implies; negative when the backward's padding exceeds the
+  // kernel's extent (output rows made of padding only): those keep the backward-input kernels
+  const int64_t pb = f.OH - 1 + eh + 1 - f.H - f.PT, pr = f.OW - 1 + ew + 1 - f.W - f.PL;
+  if (f.PT < 0 || f.PL < 0 || pb < 0 || pr < 0) return false;
+  *fwd = f;
+  return true;
+}
+
 const Dw2dKernels<float>* dw2d_kernels_f32(Isa isa) {
   if (!isa_compiled(isa)) return nullptr;
   switch (isa) {
