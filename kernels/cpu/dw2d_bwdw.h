@@ -187,6 +187,39 @@ struct Dw2dBwdw {
     else return V::load(p, nl);
   }
 
+  // Output columns shared per block at unit dilation: U columns of gy at once, so x column
+  // u*SW + t serves tap t of output u and is loaded once for every (u, t) it serves:
+  // (U-1)*SW + NT loads of x for U*NT FMAs instead of U*NT. Each accumulator still takes its
+  // terms in increasing ow (the same sum, bit for bit). Returns the first column not done.
+  static constexpr int kBlockCols = L >= 16 ? 4 : 2;  // registers: NR*NT accumulators + U gy
+  template <int NR, int NT, int SWc, bool Full>
+  DWCONV_BWD_INLINE static int64_t nhwc_block(const Dw2dShape& s, const T* const* xrows, const T* grow, int64_t lo,
+                            int64_t hi, int64_t kw0, int nl, V* acc) {
+    constexpr int U = kBlockCols, NJ = (U - 1) * SWc + NT;
+    const int64_t C = s.C;
+    int64_t ow = lo;
+    for (; ow + U <= hi; ow += U) {
+      V g[U];
+      DWCONV_BWD_UNROLL
+      for (int u = 0; u < U; ++u) g[u] = ld<Full>(grow + (ow + u) * C, nl);
+      const int64_t iw0 = ow * SWc - s.PL + kw0;
+      DWCONV_BWD_UNROLL
+      for (int r = 0; r < NR; ++r) {
+        const T* xp = xrows[r] + iw0 * C;
+        DWCONV_BWD_UNROLL
+        for (int j = 0; j < NJ; ++j) {
+          const V xv = ld<Full>(xp + j * C, nl);
+          DWCONV_BWD_UNROLL
+          for (int u = 0; u < U; ++u) {
+            const int t = j - u * SWc;
+            if (t >= 0 && t < NT) acc[r * NT + t] = V::fma(g[u], xv, acc[r * NT + t]);
+          }
+        }
+      }
+    }
+    return ow;
+  }
+
   // taps kw0 .. kw0+NT-1 of NR kernel rows (x rows xrows[r], accumulators KW apart) over
   // output columns [lo, hi); Full: all L channels are active (no masks)
   template <int NR, int NT, bool Checked, bool Full>
@@ -199,7 +232,14 @@ struct Dw2dBwdw {
       DWCONV_BWD_UNROLL
       for (int t = 0; t < NT; ++t) acc[r * NT + t] = vacc[r * s.KW + t];
     }
-    for (int64_t ow = lo; ow < hi; ++ow) {
+    int64_t ow = lo;
+    if constexpr (!Checked) {
+      if (s.DW == 1 && s.SW == 1)
+        ow = nhwc_block<NR, NT, 1, Full>(s, xrows, grow, lo, hi, kw0, nl, acc);
+      else if (s.DW == 1 && s.SW == 2)
+        ow = nhwc_block<NR, NT, 2, Full>(s, xrows, grow, lo, hi, kw0, nl, acc);
+    }
+    for (; ow < hi; ++ow) {
       const V g = ld<Full>(grow + ow * C, nl);
       const int64_t iw0 = ow * s.SW - s.PL + kw0 * s.DW;
       DWCONV_BWD_UNROLL
@@ -219,14 +259,24 @@ struct Dw2dBwdw {
     }
   }
 
+  // Rows the next output row reads for the first time: its gy row and the SH x rows entering
+  // its window (fewer at the borders); the first sweep of a row asks for them block by block.
+  struct NextRows {
+    const T* rows[3];  // row starts, at channel 0
+    int64_t len[3];    // pixels
+    int n = 0;
+  };
+
   // chunk over all columns of every channel block in [begin, end): border columns checked
   template <int NR, int NT>
   static void nhwc_sweep(const Dw2dShape& s, const T* const* xrows, const T* grow, int64_t lo,
-                         int64_t hi, int64_t kw0, int64_t begin, int64_t end, V* vacc) {
+                         int64_t hi, int64_t kw0, int64_t begin, int64_t end, V* vacc,
+                         const NextRows& next) {
     const int64_t C = s.C, KK = s.KH * s.KW;
     for (int64_t cb = begin; cb < end; ++cb) {
       const int64_t c = cb * L;
       const int nl = static_cast<int>(min64(L, C - c));
+      for (int i = 0; i < next.n; ++i) prefetch_strided(next.rows[i] + c, next.len[i], C);
       const T* xr[NR];
       for (int r = 0; r < NR; ++r) xr[r] = xrows[r] + c;
       V* acc = vacc + (cb - begin) * KK + kw0;
@@ -260,12 +310,24 @@ struct Dw2dBwdw {
     for (int64_t n = 0; n < s.N; ++n) {
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         const T* grow = gy + (n * s.OH + oh) * s.OW * C;
+        NextRows next;
+        if (oh + 1 < s.OH && s.SH <= 2) {
+          next.rows[next.n] = grow + s.OW * C;
+          next.len[next.n++] = s.OW;
+          for (int64_t r = 0; r < s.SH; ++r) {
+            const int64_t ih = (oh + 1) * s.SH - s.PT + (s.KH - 1) * s.DH - r;
+            if (ih >= 0 && ih < s.H) {
+              next.rows[next.n] = x + (n * s.H + ih) * s.W * C;
+              next.len[next.n++] = s.W;
+            }
+          }
+        }
         if (k3) {  // 3x3: the three kernel rows together when all lie inside x (gy read once)
           const int64_t ih0 = oh * s.SH - s.PT;
           if (ih0 >= 0 && ih0 + 2 * s.DH < s.H) {
             const T* xr[3];
             for (int r = 0; r < 3; ++r) xr[r] = x + (n * s.H + ih0 + r * s.DH) * s.W * C;
-            nhwc_sweep<3, 3>(s, xr, grow, chunk[2], chunk[3], 0, begin, end, vacc);
+            nhwc_sweep<3, 3>(s, xr, grow, chunk[2], chunk[3], 0, begin, end, vacc, next);
             continue;
           }
         }
@@ -276,8 +338,9 @@ struct Dw2dBwdw {
           for (int64_t b = 0; b < nblk; ++b) {
             const int64_t *ch = chunk + 4 * b, kw0 = ch[0], lo = ch[2], hi = ch[3];
             with_nt(ch[1], [&]<int NT>() {
-              nhwc_sweep<1, NT>(s, &xrow, grow, lo, hi, kw0, begin, end, vacc + kh * s.KW);
+              nhwc_sweep<1, NT>(s, &xrow, grow, lo, hi, kw0, begin, end, vacc + kh * s.KW, next);
             });
+            next.n = 0;  // asked for once per output row
           }
         }
       }
