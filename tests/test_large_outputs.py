@@ -1,7 +1,7 @@
 """Outputs big enough to come from the output cache of csrc/output_cache.cpp (>= 1 MiB: blocks
 reused after their tensor dies; >= 8 MiB: huge-page hint on new ones): neither may change what the
-kernels compute, in either layout or pass; and outputs big enough for the forward to stream them
-past the cache."""
+kernels compute, in either layout or pass; and outputs big enough for the forward and the
+stride-2 backward-input to stream them past the cache."""
 
 import pytest
 import torch
@@ -30,7 +30,7 @@ def test_large_output_forward_and_backward(channels_last):
 
 def test_streamed_output_forward(cpu_isa):
     """In + out >= 48 MiB: the NHWC forward writes whole aligned vectors with non-temporal stores
-    (kStreamBytes in kernels/cpu/dw2d_fwd.h). C = 100 gives pixels whose vectors are not all
+    (kStreamBytes in kernels/cpu/dw2d_impl.h). C = 100 gives pixels whose vectors are not all
     64-byte aligned and a channel tail, so streamed and plain stores mix in one output."""
     x = torch.randn(2, 100, 180, 180).to(memory_format=torch.channels_last)
     w = torch.randn(100, 1, 3, 3)
@@ -40,6 +40,25 @@ def test_streamed_output_forward(cpu_isa):
     assert y.is_contiguous(memory_format=torch.channels_last)
     assert_close(y, dwconv.reference.depthwise_conv2d(x, w, b, padding=1), backend="cpu",
                  dtype=torch.float32)
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_streamed_grad_input_stride2(channels_last, cpu_isa):
+    """gx + gy >= 48 MiB at stride 2 (the backward-input kernels, not the forward ones): whole
+    aligned vectors streamed, the rest stored plainly. C = 100 (NHWC) and W = 250 (NCHW rows of
+    1000 bytes) mix aligned and unaligned vectors and tails in one gx."""
+    x = torch.randn(2, 100, 250, 250, dtype=torch.float64)
+    w = torch.randn(100, 1, 3, 3, dtype=torch.float64)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    xr = x.requires_grad_()
+    ref = dwconv.reference.depthwise_conv2d(xr, w, stride=2, padding=1)
+    g = torch.randn_like(ref)
+    (gx_ref,) = torch.autograd.grad(ref, (xr,), g)
+    assert (x.numel() + g.numel()) * 4 >= 48 << 20
+    gx = torch.ops.dwconv.dw2d_bwdi(g.float().contiguous(memory_format=fmt), w.float(),
+                                    list(x.shape), [2, 2], [1, 1, 1, 1], [1, 1])
+    assert gx.is_contiguous(memory_format=fmt)
+    assert_close(gx, gx_ref, backend="cpu", dtype=torch.float32, what="grad_input")
 
 
 def test_output_cache_reuses_freed_blocks_and_can_be_turned_off():

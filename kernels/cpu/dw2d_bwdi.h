@@ -166,10 +166,12 @@ struct Dw2dBwdi {
 
   // RT gx rows of one row phase (row r at gxrow + r*SH*W, scratch row src + r*Wb), column
   // positions [q0, q0 + TT*L) of every column phase. SWc: 1, 2 (phases interleaved in
-  // registers) or 0 (any stride, strided stores).
+  // registers) or 0 (any stride, strided stores). stream: whole aligned vectors of the stride-2
+  // interleave are written non-temporally (stream_output).
   template <int SWc, int TT, int RT>
   static void block(const Dw2dShape& s, int64_t Wb, const T* src, const Tap* taps,
-                    const int64_t* count, int64_t list0, int64_t per, T* gxrow, int64_t q0) {
+                    const int64_t* count, int64_t list0, int64_t per, T* gxrow, int64_t q0,
+                    bool stream) {
     const int64_t gstride = s.SH * s.W;
     if constexpr (SWc == 1) {
       V acc[RT * TT];
@@ -195,6 +197,11 @@ struct Dw2dBwdi {
           V::interleave(a0[r * TT + t], a1[r * TT + t], lo, hi);
           const int64_t i = 2 * (q0 + t * L);
           T* dst = gxrow + r * gstride;
+          if (stream && i + 2 * L <= s.W && is_vector_aligned(dst + i)) {
+            lo.stream(dst + i);
+            hi.stream(dst + i + L);
+            continue;
+          }
           if (i < s.W) lo.store(dst + i, static_cast<int>(min64(L, s.W - i)));
           if (i + L < s.W) hi.store(dst + i + L, static_cast<int>(min64(L, s.W - i - L)));
         }
@@ -220,18 +227,19 @@ struct Dw2dBwdi {
   template <int SWc, int TT, int RT>
   static void rows(const Dw2dShape& s, int64_t Wb, const T* src, const Tap* taps,
                    const int64_t* count, int64_t list0, int64_t per, T* gxrow, int64_t q0,
-                   int64_t i, int64_t nr) {
+                   int64_t i, int64_t nr, bool stream) {
     for (; i + RT <= nr; i += RT)
       block<SWc, TT, RT>(s, Wb, src + i * Wb, taps, count, list0, per, gxrow + i * s.SH * s.W,
-                         q0);
-    if constexpr (RT > 1) rows<SWc, TT, RT / 2>(s, Wb, src, taps, count, list0, per, gxrow, q0, i, nr);
+                         q0, stream);
+    if constexpr (RT > 1)
+      rows<SWc, TT, RT / 2>(s, Wb, src, taps, count, list0, per, gxrow, q0, i, nr, stream);
   }
 
   static constexpr int kAcc = 8;  // accumulators per block (both column phases at stride 2)
 
   template <int SWc>
   static void nchw_plane(const Dw2dShape& s, const Plane& g, const T* buf, const Tap* taps,
-                         const int64_t* count, T* gxp) {
+                         const int64_t* count, T* gxp, bool stream) {
     const int64_t per = s.M * s.KH * s.KW;
     const int64_t nq = (s.W + s.SW - 1) / s.SW;  // column positions q of phase 0
     const int64_t nv = (nq + L - 1) / L;
@@ -246,11 +254,13 @@ struct Dw2dBwdi {
       int64_t v = 0;
       for (; v + 4 <= nv; v += 4)
         rows<SWc, 4, max_int(1, kAcc / 4 / sets)>(s, g.Wb, src, taps, count, list0, per, gxrow,
-                                                  v * L, 0, nr);
+                                                  v * L, 0, nr, stream);
       for (; v + 2 <= nv; v += 2)
-        rows<SWc, 2, kAcc / 2 / sets>(s, g.Wb, src, taps, count, list0, per, gxrow, v * L, 0, nr);
+        rows<SWc, 2, kAcc / 2 / sets>(s, g.Wb, src, taps, count, list0, per, gxrow, v * L, 0, nr,
+                                      stream);
       for (; v < nv; ++v)
-        rows<SWc, 1, kAcc / sets>(s, g.Wb, src, taps, count, list0, per, gxrow, v * L, 0, nr);
+        rows<SWc, 1, kAcc / sets>(s, g.Wb, src, taps, count, list0, per, gxrow, v * L, 0, nr,
+                                  stream);
     }
   }
 
@@ -272,6 +282,7 @@ struct Dw2dBwdi {
     Tap* taps = bwd_scratch<Tap, 1>(s.SH * s.SW * per);
     int64_t* count = bwd_scratch<int64_t, 2>(s.SH * s.SW);
     int64_t last_c = -1;
+    const bool stream = stream_output<T>(s);
     for (int64_t item = begin; item < end; ++item) {
       // channel-major item order: a thread's consecutive items share their taps
       const int64_t c = item / s.N, n = item % s.N;
@@ -305,12 +316,13 @@ struct Dw2dBwdi {
       }
       T* gxp = gx + (n * s.C + c) * s.H * s.W;
       if (s.SW == 1)
-        nchw_plane<1>(s, g, buf, taps, count, gxp);
+        nchw_plane<1>(s, g, buf, taps, count, gxp, false);
       else if (s.SW == 2)
-        nchw_plane<2>(s, g, buf, taps, count, gxp);
+        nchw_plane<2>(s, g, buf, taps, count, gxp, stream);
       else
-        nchw_plane<0>(s, g, buf, taps, count, gxp);
+        nchw_plane<0>(s, g, buf, taps, count, gxp, false);
     }
+    if (stream) V::stream_fence();
   }
 
   // ------------------------------------------------------------------------------------------
@@ -358,7 +370,7 @@ struct Dw2dBwdi {
   template <int NKW, int TT, bool Checked, bool Full>
   DWCONV_BWD_INLINE static void nhwc_tile(const Dw2dShape& s, const int64_t* khs, const T* const* grows,
                         int64_t nkh, const int64_t* kws, const int64_t* offs, int64_t nkw,
-                        int64_t p, int64_t c, int nl, const T* wp, T* dst) {
+                        int64_t p, int64_t c, int nl, const T* wp, T* dst, bool stream) {
     const int64_t C = s.C, cnt = NKW ? NKW : nkw;
     V acc[TT];
     DWCONV_BWD_UNROLL
@@ -380,11 +392,7 @@ struct Dw2dBwdi {
             for (int t = 0; t < TT; ++t) acc[t] = V::fma(win[t + NKW - 1 - u], wv, acc[t]);
           }
         }
-        DWCONV_BWD_UNROLL
-        for (int t = 0; t < TT; ++t) {
-          if constexpr (Full) acc[t].store(dst + t * C);
-          else acc[t].store(dst + t * C, nl);
-        }
+        store_tile<TT, Full>(acc, dst, C, nl, stream);
         return;
       }
     }
@@ -401,10 +409,21 @@ struct Dw2dBwdi {
         }
       }
     }
+    store_tile<TT, Full>(acc, dst, s.SW * C, nl, stream);
+  }
+
+  // acc[t] to dst + t * step; stream: non-temporal where a vector is a whole aligned line
+  template <int TT, bool Full>
+  DWCONV_BWD_INLINE static void store_tile(const V* acc, T* dst, int64_t step, int nl,
+                                           bool stream) {
     DWCONV_BWD_UNROLL
     for (int t = 0; t < TT; ++t) {
-      if constexpr (Full) acc[t].store(dst + t * s.SW * C);
-      else acc[t].store(dst + t * s.SW * C, nl);
+      if constexpr (Full) {
+        if (stream && is_vector_aligned(dst + t * step)) acc[t].stream(dst + t * step);
+        else acc[t].store(dst + t * step);
+      } else {
+        acc[t].store(dst + t * step, nl);
+      }
     }
   }
 
@@ -417,6 +436,7 @@ struct Dw2dBwdi {
     const T** grows = bwd_scratch<const T*, 8>(s.KH);
     build_phases(s, ph, kws, offs);
     const int64_t C = s.C;
+    const bool stream = stream_output<T>(s);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / s.H, ih = item % s.H;
       int64_t nkh = 0;
@@ -438,10 +458,10 @@ struct Dw2dBwdi {
             int64_t c = 0;
             for (; c + L <= C; c += L)
               nhwc_tile<NKW, TT, Checked, true>(s, khs, grows, nkh, kw, off, P.ntaps, p, c, L, wp,
-                                                dst + c);
+                                                dst + c, stream);
             if (c < C)
               nhwc_tile<NKW, TT, Checked, false>(s, khs, grows, nkh, kw, off, P.ntaps, p, c,
-                                                 static_cast<int>(C - c), wp, dst + c);
+                                                 static_cast<int>(C - c), wp, dst + c, stream);
           };
           // positions [p, end) in tiles of 8, 4, 2, 1: independent accumulator chains
           auto run = [&]<bool Checked>(int64_t p, int64_t end) {
@@ -458,6 +478,7 @@ struct Dw2dBwdi {
         });
       }
     }
+    if (stream) V::stream_fence();
   }
 
   // NHWC with depth multiplier M > 1: output channels c*M + j are interleaved, so gy is gathered

@@ -451,23 +451,6 @@ struct Dw2dFwd {
     }
   }
 
-  // Outputs of problems much larger than the last-level cache are written with non-temporal
-  // stores: nothing of them would still be cached for the next layer, and plain stores would
-  // first read every output line from memory (a quarter of the traffic of a 3x3 forward).
-  // Only where a vector is a whole 64-byte line: half-line non-temporal stores a channel stride
-  // apart (AVX2) leave partial lines in the write-combining buffers, which cost more than the
-  // reads they save ([32,144,56,56] channels_last on Zen 3, one run each: 18.1 ms streamed,
-  // 15.5 ms not).
-  static constexpr int64_t kStreamBytes = int64_t(48) << 20;
-  static bool stream_output(const Dw2dShape& s) {
-    const int64_t bytes = (s.N * s.C * s.H * s.W + s.N * s.cout() * s.OH * s.OW) *
-                          static_cast<int64_t>(sizeof(T));
-    return sizeof(V) >= 64 && bytes >= kStreamBytes;
-  }
-  static bool is_vector_aligned(const T* p) {
-    return reinterpret_cast<uintptr_t>(p) % sizeof(V) == 0;
-  }
-
   // NHWC work items: (n, output row, chunk of channel vectors); rows are split into channel
   // chunks only when there are too few rows to keep every thread busy.
   static int64_t nhwc_chunk_vectors(const Dw2dShape& s) {
@@ -484,7 +467,7 @@ struct Dw2dFwd {
     const int64_t chunks = ceil_div_nonneg(ceil_div_nonneg(C, L), per);
     int64_t lo, hi;  // output columns whose taps are all inside the row
     interior_range(s.OW, s.SW, s.PL, s.KW, s.DW, s.W, lo, hi);
-    const bool stream = stream_output(s);
+    const bool stream = stream_output<T>(s);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t row = item / chunks, chunk = item % chunks;
       const int64_t n = row / s.OH, oh = row % s.OH;
