@@ -48,8 +48,6 @@ class Case:
             return "generic"
         if pass_ == "bwdi":
             return self.nhwc_bwdi
-        if self.k == (3, 3):
-            return "k3"
         return "row" if self.k[1] <= bwdw_row_taps(lanes) else "tiled"
 
 

@@ -10,9 +10,9 @@
 //         zero-bordered, column-phase-split scratch plane (stride 2: deinterleaved with vector
 //         shuffles), so every tap reads contiguous, unchecked vectors along W.
 //   NHWC: item = block of L channels; a thread's range of blocks is swept together row by row.
-//         Per (n, oh, kh) the kernel row (or a chunk of it) is accumulated in registers along W
-//         with checks only at the border; 3x3 ("k3") takes all three rows of an interior output
-//         row at once, in the same summation order.
+//         Per (n, oh) up to 3 kernel rows (or chunks of them) are accumulated in registers along
+//         W, with checks only at the border; each accumulator takes its terms in the same order
+//         however rows are grouped.
 #pragma once
 
 template <typename T>
@@ -42,7 +42,6 @@ struct Dw2dBwdw {
   static const char* variant(const Dw2dShape& s, Layout layout) {
     if (layout == Layout::NCHW) return s.SW == 1 ? "s1" : s.SW == 2 ? "s2" : "generic";
     if (s.M != 1) return "generic";
-    if (s.KH == 3 && s.KW == 3) return "k3";
     return s.KW <= kMaxTaps ? "row" : "tiled";
   }
 
@@ -259,6 +258,12 @@ struct Dw2dBwdw {
     }
   }
 
+  // Kernel rows swept together (gy loaded once for all of them): as many as keep their NR * NT
+  // accumulators in registers, at most 3.
+  static constexpr int rows_per_sweep(int nt) {
+    return 3 * nt <= kMaxTaps ? 3 : 2 * nt <= kMaxTaps ? 2 : 1;
+  }
+
   // Rows the next output row reads for the first time: its gy row and the SH x rows entering
   // its window (fewer at the borders); the first sweep of a row asks for them block by block.
   struct NextRows {
@@ -297,7 +302,6 @@ struct Dw2dBwdw {
   static void bwdw_nhwc(const Dw2dShape& s, const T* gy, const T* x, T* gwp, int64_t begin,
                         int64_t end) {
     const int64_t C = s.C, KK = s.KH * s.KW, nblk = tap_blocks(s.KW);
-    const bool k3 = s.KH == 3 && s.KW == 3;
     V* vacc = bwd_scratch<V, 3>((end - begin) * KK);
     for (int64_t i = 0; i < (end - begin) * KK; ++i) vacc[i] = V::zero();
     int64_t* chunk = bwd_scratch<int64_t, 2>(4 * nblk);  // kw0, nt, lo, hi per chunk
@@ -322,26 +326,34 @@ struct Dw2dBwdw {
             }
           }
         }
-        if (k3) {  // 3x3: the three kernel rows together when all lie inside x (gy read once)
-          const int64_t ih0 = oh * s.SH - s.PT;
-          if (ih0 >= 0 && ih0 + 2 * s.DH < s.H) {
-            const T* xr[3];
-            for (int r = 0; r < 3; ++r) xr[r] = x + (n * s.H + ih0 + r * s.DH) * s.W * C;
-            nhwc_sweep<3, 3>(s, xr, grow, chunk[2], chunk[3], 0, begin, end, vacc, next);
-            continue;
-          }
-        }
-        for (int64_t kh = 0; kh < s.KH; ++kh) {
-          const int64_t ih = tap_index(oh, s.SH, s.PT, kh, s.DH, s.H);
-          if (ih < 0) continue;
-          const T* xrow = x + (n * s.H + ih) * s.W * C;
-          for (int64_t b = 0; b < nblk; ++b) {
-            const int64_t *ch = chunk + 4 * b, kw0 = ch[0], lo = ch[2], hi = ch[3];
-            with_nt(ch[1], [&]<int NT>() {
-              nhwc_sweep<1, NT>(s, &xrow, grow, lo, hi, kw0, begin, end, vacc + kh * s.KW, next);
-            });
-            next.n = 0;  // asked for once per output row
-          }
+        // the kernel rows inside x: a contiguous range [kh0, kh1)
+        int64_t kh0 = 0;
+        while (kh0 < s.KH && tap_index(oh, s.SH, s.PT, kh0, s.DH, s.H) < 0) ++kh0;
+        int64_t kh1 = kh0;
+        while (kh1 < s.KH && tap_index(oh, s.SH, s.PT, kh1, s.DH, s.H) >= 0) ++kh1;
+        for (int64_t b = 0; b < nblk; ++b) {
+          const int64_t *ch = chunk + 4 * b, kw0 = ch[0], lo = ch[2], hi = ch[3];
+          with_nt(ch[1], [&]<int NT>() {
+            constexpr int kRows = rows_per_sweep(NT);
+            for (int64_t kh = kh0; kh < kh1;) {
+              const int nr = static_cast<int>(min64(kRows, kh1 - kh));
+              const T* xr[3];
+              for (int r = 0; r < nr; ++r)
+                xr[r] = x + (n * s.H + oh * s.SH - s.PT + (kh + r) * s.DH) * s.W * C;
+              V* acc = vacc + kh * s.KW;
+              if (nr == 3) {
+                if constexpr (kRows >= 3)
+                  nhwc_sweep<3, NT>(s, xr, grow, lo, hi, kw0, begin, end, acc, next);
+              } else if (nr == 2) {
+                if constexpr (kRows >= 2)
+                  nhwc_sweep<2, NT>(s, xr, grow, lo, hi, kw0, begin, end, acc, next);
+              } else {
+                nhwc_sweep<1, NT>(s, xr, grow, lo, hi, kw0, begin, end, acc, next);
+              }
+              next.n = 0;  // asked for once per output row
+              kh += nr;
+            }
+          });
         }
       }
     }
