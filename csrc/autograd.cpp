@@ -1,7 +1,7 @@
-// Autograd of dwconv::dw2d_fwd in C++, for every backend the op family "" dispatches to (CPU,
-// CUDA). Python's torch.library.register_autograd costs about 40 us per forward+backward, more
+// Autograd of dwconv::dw2d_fwd (and the first-order-only autograd of dw2d_bwdi / dw2d_bwdw) in
+// C++, for every backend the op family "" dispatches to (CPU, CUDA). Python's torch.library.register_autograd costs about 40 us per forward+backward, more
 // than the kernels of a batch-1 layer; this costs a few. The backward is made of the registered
-// ops dw2d_bwdi / dw2d_bwdw (whose own autograd, in dwconv/ops.py, refuses double backward), so
+// ops dw2d_bwdi / dw2d_bwdw (whose own autograd, below, refuses double backward), so
 // torch.compile and torch.export trace it through their fake kernels. The other op families
 // (_emu, _triton) keep the Python registration in dwconv/ops.py.
 #include <torch/autograd.h>
@@ -84,6 +84,37 @@ class Dw2dFwdFunction : public torch::autograd::Function<Dw2dFwdFunction> {
   }
 };
 
+// dw2d_bwdi (Which = 'i') and dw2d_bwdw ('w') are first-order only: their autograd records a
+// node whose backward refuses a double backward with a clear error. In C++ for the same reason
+// as the forward's: torch.library.register_autograd's Python wrapper cost ~100 us per
+// backward-input call of a batch-1 layer, inside every backward, with nothing recorded.
+template <char Which>
+class Dw2dBwdFunction : public torch::autograd::Function<Dw2dBwdFunction<Which>> {
+ public:
+  static constexpr const char* name() { return Which == 'i' ? "dw2d_bwdi" : "dw2d_bwdw"; }
+
+  static variable_list forward(AutogradContext*, const at::Tensor& grad_out,
+                               const at::Tensor& other, c10::SymIntArrayRef sizes,
+                               at::IntArrayRef stride, at::IntArrayRef padding,
+                               at::IntArrayRef dilation) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    return {bwd_op(Which == 'i' ? "bwdi" : "bwdw")
+                .call(grad_out, other, sizes, stride, padding, dilation)};
+  }
+
+  static variable_list backward(AutogradContext*, variable_list) {
+    TORCH_CHECK(false, "dwconv: double backward through ", name(),
+                " is not supported; use backend='torch' for higher-order gradients");
+  }
+};
+
+template <char Which>
+at::Tensor dw2d_bwd_autograd(const at::Tensor& grad_out, const at::Tensor& other,
+                             c10::SymIntArrayRef sizes, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef dilation) {
+  return Dw2dBwdFunction<Which>::apply(grad_out, other, sizes, stride, padding, dilation)[0];
+}
+
 at::Tensor dw2d_fwd_autograd(const at::Tensor& input, const at::Tensor& weight,
                              const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                              at::IntArrayRef padding, at::IntArrayRef dilation) {
@@ -99,4 +130,6 @@ at::Tensor dw2d_fwd_autograd(const at::Tensor& input, const at::Tensor& weight,
 
 TORCH_LIBRARY_IMPL(dwconv, Autograd, m) {
   m.impl("dw2d_fwd", &dwconv::dw2d_fwd_autograd);
+  m.impl("dw2d_bwdi", &dwconv::dw2d_bwd_autograd<'i'>);
+  m.impl("dw2d_bwdw", &dwconv::dw2d_bwd_autograd<'w'>);
 }
