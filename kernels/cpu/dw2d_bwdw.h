@@ -302,6 +302,7 @@ struct Dw2dBwdw {
   static void bwdw_nhwc(const Dw2dShape& s, const T* gy, const T* x, T* gwp, int64_t begin,
                         int64_t end) {
     const int64_t C = s.C, KK = s.KH * s.KW, nblk = tap_blocks(s.KW);
+    const bool ask_next = prefetch_rows<T>(s);
     V* vacc = bwd_scratch<V, 3>((end - begin) * KK);
     for (int64_t i = 0; i < (end - begin) * KK; ++i) vacc[i] = V::zero();
     int64_t* chunk = bwd_scratch<int64_t, 2>(4 * nblk);  // kw0, nt, lo, hi per chunk
@@ -315,7 +316,7 @@ struct Dw2dBwdw {
       for (int64_t oh = 0; oh < s.OH; ++oh) {
         const T* grow = gy + (n * s.OH + oh) * s.OW * C;
         NextRows next;
-        if (oh + 1 < s.OH && s.SH <= 2) {
+        if (ask_next && oh + 1 < s.OH && s.SH <= 2) {
           next.rows[next.n] = grow + s.OW * C;
           next.len[next.n++] = s.OW;
           for (int64_t r = 0; r < s.SH; ++r) {

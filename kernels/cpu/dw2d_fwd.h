@@ -467,7 +467,7 @@ struct Dw2dFwd {
     const int64_t chunks = ceil_div_nonneg(ceil_div_nonneg(C, L), per);
     int64_t lo, hi;  // output columns whose taps are all inside the row
     interior_range(s.OW, s.SW, s.PL, s.KW, s.DW, s.W, lo, hi);
-    const bool stream = stream_output<T>(s);
+    const bool stream = stream_output<T>(s), ask_next = prefetch_rows<T>(s);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t row = item / chunks, chunk = item % chunks;
       const int64_t n = row / s.OH, oh = row % s.OH;
@@ -478,7 +478,7 @@ struct Dw2dFwd {
         const int nl = static_cast<int>(min64(L, C - c));
         // the last SH input rows of the next output row's window, at these channels: the rows it
         // reads and this one does not at dilation 1 (an approximation of them otherwise)
-        for (int64_t r = 0; r < s.SH && oh + 1 < s.OH; ++r) {
+        for (int64_t r = 0; ask_next && r < s.SH && oh + 1 < s.OH; ++r) {
           const int64_t ih = (oh + 1) * s.SH - s.PT + (s.KH - 1) * s.DH - r;
           if (ih >= 0 && ih < s.H) prefetch_strided(xn + ih * s.W * C + c, s.W, C);
         }
