@@ -232,13 +232,16 @@ def _print_result(console, result, B) -> None:
                   f"isa={h.get('cpu_isa')}  torch {h.get('torch')}  dwconv {h.get('dwconv')} "
                   f"({h.get('commit')})  device={h.get('device')}", highlight=False)
     bw = h.get("bandwidth_gbs") or {}
+    pc, nan = h.get("per_call_us") or {}, float("nan")  # older results lack the fwd+bwd entries
     if bw:
         sizes = sorted(bw, key=int)
         console.print(f"peak {h['peak_gflops']:.0f} GFLOP/s; copy bandwidth "
                       f"{bw[sizes[0]]:.0f} GB/s at {_size(sizes[0])} .. "
                       f"{bw[sizes[-1]]:.0f} GB/s at {_size(sizes[-1])}; per-call "
-                      f"overhead dwconv {h['per_call_us']['dwconv']:.1f} us, torch "
-                      f"{h['per_call_us']['torch']:.1f} us; took {h['duration_s']:.0f} s",
+                      f"overhead (tiny call, fwd / fwd+bwd) dwconv "
+                      f"{pc.get('dwconv', nan):.1f} / {pc.get('dwconv_fwd+bwd', nan):.0f} us, "
+                      f"torch {pc.get('torch', nan):.1f} / {pc.get('torch_fwd+bwd', nan):.0f} us; "
+                      f"took {h['duration_s']:.0f} s",
                       highlight=False)
     load = h.get("load_avg")
     if load and load[0] > (h.get("cpus") or 1):
@@ -269,7 +272,8 @@ def _print_result(console, result, B) -> None:
                       f"{r['gflops']:.1f}", roof,
                       _kernel_short(r) + ("" if r["check_ok"] else " MISMATCH"), style=style)
         console.print(t)
-        console.print("(ovh): under 50 us per call, dominated by per-call overhead. out=: dwconv "
+        console.print(f"(ovh): dominated by per-call overhead (a tiny call of the same pass "
+                      f"takes >= {B.OVERHEAD_SHARE:.0%} of the row's time). out=: dwconv "
                       "writing a preallocated output (no allocation / page faults). ~: noisy, "
                       f"the interquartile range of a time exceeds {NOISY:.0%} of its median.")
     extra = sorted({k for r in rows for k in r.get("also_ms", {})})

@@ -89,6 +89,17 @@ def test_extra_backends_timed_side_by_side():
         B.case_functions(B.Case(_layer(), 1, "nchw", "fwd"), also=["cuda"])
 
 
+def test_overhead_flag_follows_the_tiny_call_of_the_same_pass():
+    case = B.Case(_layer(), 1, "nchw", "fwd+bwd")
+    kw = dict(device=torch.device("cpu"), backend="cpu", min_time=0.01,
+              bandwidth=lambda nbytes: 10.0, peak_gflops=100.0)
+    row = B.run_case(case, fixed_s={"fwd": 0.0, "fwd+bwd": 0.0}, **kw)
+    assert not row["overhead_dominated"]
+    fixed = B.OVERHEAD_SHARE * row["dwconv_ms"] * 1e-3 * 10  # well above the share of any rerun
+    row = B.run_case(case, fixed_s={"fwd": 0.0, "fwd+bwd": fixed}, **kw)
+    assert row["overhead_dominated"]
+
+
 def _row(rid, pass_, speedup, roofline, dwconv_ms=1.0):
     return {"id": rid, "pass": pass_, "speedup": speedup, "roofline": roofline,
             "dwconv_ms": dwconv_ms, "torch_ms": dwconv_ms * speedup, "dwconv_out_ms": None,
