@@ -192,8 +192,9 @@ struct Dw2dBwdw {
   // terms in increasing ow (the same sum, bit for bit). Returns the first column not done.
   static constexpr int kBlockCols = L >= 16 ? 4 : 2;  // registers: NR*NT accumulators + U gy
   template <int NR, int NT, int SWc, bool Full>
-  DWCONV_BWD_INLINE static int64_t nhwc_block(const Dw2dShape& s, const T* const* xrows, const T* grow, int64_t lo,
-                            int64_t hi, int64_t kw0, int nl, V* acc) {
+  DWCONV_BWD_INLINE static int64_t nhwc_block(const Dw2dShape& s, const T* const* xrows,
+                                              const T* grow, int64_t lo, int64_t hi, int64_t kw0,
+                                              int nl, V* acc) {
     constexpr int U = kBlockCols, NJ = (U - 1) * SWc + NT;
     const int64_t C = s.C;
     int64_t ow = lo;
@@ -320,8 +321,8 @@ struct Dw2dBwdw {
           next.rows[next.n] = grow + s.OW * C;
           next.len[next.n++] = s.OW;
           for (int64_t r = 0; r < s.SH; ++r) {
-            const int64_t ih = (oh + 1) * s.SH - s.PT + (s.KH - 1) * s.DH - r;
-            if (ih >= 0 && ih < s.H) {
+            const int64_t ih = entering_row(s, oh, r);
+            if (ih >= 0) {
               next.rows[next.n] = x + (n * s.H + ih) * s.W * C;
               next.len[next.n++] = s.W;
             }

@@ -476,11 +476,10 @@ struct Dw2dFwd {
       const int64_t c_end = min64(C, (chunk + 1) * per * L);
       for (int64_t c = chunk * per * L; c < c_end; c += L) {
         const int nl = static_cast<int>(min64(L, C - c));
-        // the last SH input rows of the next output row's window, at these channels: the rows it
-        // reads and this one does not at dilation 1 (an approximation of them otherwise)
-        for (int64_t r = 0; ask_next && r < s.SH && oh + 1 < s.OH; ++r) {
-          const int64_t ih = (oh + 1) * s.SH - s.PT + (s.KH - 1) * s.DH - r;
-          if (ih >= 0 && ih < s.H) prefetch_strided(xn + ih * s.W * C + c, s.W, C);
+        // the input rows entering the next output row's window, at these channels
+        for (int64_t r = 0; ask_next && r < s.SH; ++r) {
+          const int64_t ih = entering_row(s, oh, r);
+          if (ih >= 0) prefetch_strided(xn + ih * s.W * C + c, s.W, C);
         }
         for (int64_t j = 0; j < M; ++j) {
           const V bias = b ? V::gather(b + c * M + j, M, nl) : V::zero();

@@ -70,6 +70,15 @@ inline void prefetch_strided(const T* p, int64_t n, int64_t stride) {
   for (int64_t i = 0; i < n; ++i) __builtin_prefetch(p + i * stride);
 }
 
+// The r-th (r < SH) of the input rows output row oh + 1 reads and output row oh does not: the rows
+// entering the window (exactly so at dilation 1, an approximation of them otherwise); -1 when
+// outside the input or when oh is the last output row.
+inline int64_t entering_row(const Dw2dShape& s, int64_t oh, int64_t r) {
+  if (oh + 1 >= s.OH) return -1;
+  const int64_t ih = (oh + 1) * s.SH - s.PT + (s.KH - 1) * s.DH - r;
+  return ih >= 0 && ih < s.H ? ih : -1;
+}
+
 // Whether the NHWC passes should ask for the next row (prefetch_strided): only when the input
 // comes from memory. A batch-1 layer's input sits in the caches, where the prefetches only take
 // load slots ([1,96,112,112] 3x3/2 channels_last forward: one per pixel and channel vector for
