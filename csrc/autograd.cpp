@@ -1,6 +1,7 @@
 // Autograd of dwconv::dw2d_fwd (and the first-order-only autograd of dw2d_bwdi / dw2d_bwdw) in
-// C++, for every backend the op family "" dispatches to (CPU, CUDA). Python's torch.library.register_autograd costs about 40 us per forward+backward, more
-// than the kernels of a batch-1 layer; this costs a few. The backward is made of the registered
+// C++, for every backend the op family "" dispatches to (CPU, CUDA). Python's
+// torch.library.register_autograd costs about 40 us per forward+backward, more than the kernels
+// of a batch-1 layer; this costs a few. The backward is made of the registered
 // ops dw2d_bwdi / dw2d_bwdw (whose own autograd, below, refuses double backward), so
 // torch.compile and torch.export trace it through their fake kernels. The other op families
 // (_emu, _triton) keep the Python registration in dwconv/ops.py.

@@ -47,9 +47,8 @@ SUITES = ("default", "full", "quick")
 MODELS = ("mobilenet_v2", "efficientnet_b0", "convnext_tiny")
 # A row is dominated by fixed per-call costs (dispatch, argument checks, autograd, thread wake-up)
 # when a tiny call of the same pass ([1,8,4,4], 3x3), timed in the same run, takes at least this
-# share of its time. Tiny-call costs for rows timed outside run() (about those measured here).
+# share of its time.
 OVERHEAD_SHARE = 0.3
-DEFAULT_FIXED_S = {"fwd": 15e-6, "fwd+bwd": 90e-6}
 # issue 2's targets on the default suite; reported as met / not met, never asserted
 TARGETS = {"geomean_speedup_fwd": 2.5, "geomean_speedup_fwd+bwd": 5.0, "mean_roofline": 0.60,
            "row_roofline_floor": 0.30}
@@ -311,8 +310,8 @@ def _max_rel_err(actual, expected) -> float:
 
 
 def run_case(case: Case, *, device: torch.device, backend: str, min_time: float,
-             bandwidth: Callable[[int], float], peak_gflops: float,
-             also: Sequence[str] = (), fixed_s: dict[str, float] | None = None) -> dict:
+             bandwidth: Callable[[int], float], peak_gflops: float, fixed_s: dict[str, float],
+             also: Sequence[str] = ()) -> dict:
     """Times one row (dwconv, PyTorch and any extra backends, interleaved) and places it on the
     roofline. `fixed_s`: seconds of a tiny call per pass (per_call_overhead), for the row's
     overhead_dominated flag."""
@@ -344,7 +343,7 @@ def run_case(case: Case, *, device: torch.device, backend: str, min_time: float,
         "min_bytes": case.min_bytes, "flops": case.flops,
         "gbs": case.min_bytes / dw_s / 1e9, "gflops": case.flops / dw_s / 1e9,
         "bandwidth_gbs": passes[0]["bandwidth_gbs"], "passes": passes,
-        "overhead_dominated": (fixed_s or DEFAULT_FIXED_S)[case.pass_] >= OVERHEAD_SHARE * dw_s,
+        "overhead_dominated": fixed_s[case.pass_] >= OVERHEAD_SHARE * dw_s,
         "max_rel_err": err, "check_ok": err <= _CHECK_RTOL.get(case.dtype, 1e-3),
     }
     place_on_roofline(row, peak_gflops)

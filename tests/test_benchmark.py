@@ -82,7 +82,8 @@ def test_extra_backends_timed_side_by_side():
     for pass_ in B.PASSES:
         case = B.Case(_layer(), 1, "nchw", pass_)
         row = B.run_case(case, device=torch.device("cpu"), backend="cpu", min_time=0.01,
-                         bandwidth=lambda nbytes: 10.0, peak_gflops=100.0, also=["torch", "cpu"])
+                         bandwidth=lambda nbytes: 10.0, peak_gflops=100.0,
+                         fixed_s={"fwd": 0.0, "fwd+bwd": 0.0}, also=["torch", "cpu"])
         assert set(row["also_ms"]) == {"dwconv[torch]"}  # the row's own backend is not repeated
         assert row["also_ms"]["dwconv[torch]"] > 0 and row["check_ok"]
     with pytest.raises(RuntimeError, match="cuda"):

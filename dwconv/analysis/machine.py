@@ -13,7 +13,8 @@ import torch
 
 from torch.utils.benchmark import Timer
 
-__all__ = ["bandwidth_gbs", "peak_gflops", "measure_peak_gflops", "machine_header", "cpu_model", "cpu_flags"]
+__all__ = ["bandwidth_gbs", "peak_gflops", "measure_peak_gflops", "machine_header", "cpu_model",
+           "cpu_flags"]
 
 
 def bandwidth_gbs(working_set_bytes: int, min_run_time: float = 0.2,
