@@ -99,10 +99,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         dwconv::cpu::set_active_isa(isa);
       },
       "select the ISA whose kernels the cpu backend runs");
-  m.def("get_cpu_nchw_packed", &dwconv::cpu::nchw_packed,
-        "whether NCHW passes may run the NHWC kernels on transposed channel tiles (docs/kernels.md)");
-  m.def("set_cpu_nchw_packed", &dwconv::cpu::set_nchw_packed, py::arg("on"),
-        "allow (default) or forbid the packed NCHW path; forbidden: always the NCHW kernels");
+  m.def("get_cpu_packed", &dwconv::cpu::packed_enabled,
+        "whether passes may run the NHWC kernels on L-channel tiles (NCHW, and NHWC large "
+        "kernels; docs/kernels.md)");
+  m.def("set_cpu_packed", &dwconv::cpu::set_packed, py::arg("on"),
+        "allow (default) or forbid the packed path; forbidden: always the kernels of the "
+        "tensor's own layout");
   m.def("get_cpu_bwdi_as_fwd", &dwconv::cpu::bwdi_as_fwd_enabled,
         "whether stride-1, multiplier-1 backward-input runs the forward kernels (docs/kernels.md)");
   m.def("set_cpu_bwdi_as_fwd", &dwconv::cpu::set_bwdi_as_fwd, py::arg("on"),

@@ -27,21 +27,22 @@ def _seed():
 
 
 @pytest.fixture
-def nchw_native():
-    """NCHW passes always run the NCHW kernels (not the packed path) during the test."""
-    before = _C.get_cpu_nchw_packed()
-    _C.set_cpu_nchw_packed(False)
+def native_kernels():
+    """Every pass runs the kernels of its tensors' own layout (never the packed path) during the
+    test."""
+    before = _C.get_cpu_packed()
+    _C.set_cpu_packed(False)
     yield
-    _C.set_cpu_nchw_packed(before)
+    _C.set_cpu_packed(before)
 
 
 @pytest.fixture(params=[True, False], ids=["packed", "native"])
-def nchw_packed(request):
-    """Runs the test with the packed NCHW path allowed (the default) and forbidden."""
-    before = _C.get_cpu_nchw_packed()
-    _C.set_cpu_nchw_packed(request.param)
+def packed_path(request):
+    """Runs the test with the packed path allowed (the default) and forbidden."""
+    before = _C.get_cpu_packed()
+    _C.set_cpu_packed(request.param)
     yield request.param
-    _C.set_cpu_nchw_packed(before)
+    _C.set_cpu_packed(before)
 
 
 @pytest.fixture

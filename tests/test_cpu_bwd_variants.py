@@ -110,7 +110,7 @@ def _kernel(case: Case, pass_: str, channels_last: bool, float64: bool) -> str:
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_bwd_variant_matches_reference(case, channels_last, cpu_isa, nchw_native, bwdi_kernels):
+def test_bwd_variant_matches_reference(case, channels_last, cpu_isa, native_kernels, bwdi_kernels):
     layout = "nhwc" if channels_last else "nchw"
     for pass_ in ("bwdi", "bwdw"):
         want = case.expected(pass_, channels_last, LANES[cpu_isa])
@@ -128,7 +128,7 @@ def test_bwd_variant_matches_reference(case, channels_last, cpu_isa, nchw_native
 @pytest.mark.parametrize("case", [c for c in CASES if c.name in
                                   ("k3s2", "k3s1_dil2_asym", "k3x5_s2x1_dil1x2", "k3x25_tiled",
                                    "m2_k2x4_s2")], ids=lambda c: c.name)
-def test_bwd_float64_matches_reference(case, channels_last, nchw_native, bwdi_kernels):
+def test_bwd_float64_matches_reference(case, channels_last, native_kernels, bwdi_kernels):
     layout = "nhwc" if channels_last else "nchw"
     for pass_ in ("bwdi", "bwdw"):
         want = case.expected(pass_, channels_last, 1)
@@ -147,7 +147,7 @@ def test_bwd_float64_matches_reference(case, channels_last, nchw_native, bwdi_ke
     Case("k3x25_batch", 2, 35, 6, 30, (3, 25), padding=(1, 1, 12, 12)),
 ], ids=lambda c: c.name)
 def test_bwdw_bitwise_deterministic_across_runs_and_threads(case, channels_last, cpu_isa,
-                                                            nchw_packed):
+                                                            packed_path):
     x, _, gy, _, _ = _problem(case, channels_last, torch.float32)
     before = torch.get_num_threads()
     try:

@@ -81,7 +81,7 @@ def _kernel(x, weight, stride, pad, dil, channels_last, float64):
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_fwd_variant_float32(case, channels_last, cpu_isa, nchw_native):
+def test_fwd_variant_float32(case, channels_last, cpu_isa, native_kernels):
     bias = IDS.index(case[0]) % 2 == 0  # half the cases with a bias
     variant, x, weight, stride, pad, dil = _run(case, torch.float32, channels_last, bias)
     layout = "nhwc" if channels_last else "nchw"
@@ -91,7 +91,7 @@ def test_fwd_variant_float32(case, channels_last, cpu_isa, nchw_native):
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_fwd_variant_float64(case, channels_last, nchw_native):
+def test_fwd_variant_float64(case, channels_last, native_kernels):
     variant, x, weight, stride, pad, dil = _run(case, torch.float64, channels_last, True)
     layout = "nhwc" if channels_last else "nchw"
     assert _kernel(x, weight, stride, pad, dil, channels_last, True) == \

@@ -3,7 +3,7 @@ run the NHWC kernels on them and transpose back. Checks which passes take it (th
 _C.kernel_name), every pass against the float64 reference on each SIMD ISA (partial channel
 tiles, planes of one pixel or narrower than a vector, strides, dilation, bias, batches that the
 backward-weight splits into chunks), that it never applies where it must not, and that
-set_cpu_nchw_packed(False) turns it off."""
+set_cpu_packed(False) turns it off."""
 
 from __future__ import annotations
 
@@ -115,10 +115,10 @@ def test_packed_never_for_multiplier_float64_scalar_or_when_off(cpu_isa):
             packed = _name(case, pass_).endswith(f"_packed_{cpu_isa}")
             multiplier = _name(case, pass_, m=2)
             float64 = _name(case, pass_, float64=True)
-            _C.set_cpu_nchw_packed(False)
+            _C.set_cpu_packed(False)
             off = _name(case, pass_)
         finally:
-            _C.set_cpu_nchw_packed(True)
+            _C.set_cpu_packed(True)
             _C.set_cpu_isa(before)
         assert packed == lanes, f"{pass_}: packed on {cpu_isa}"
         assert "packed" not in multiplier and "packed" not in float64 and "packed" not in off
@@ -131,3 +131,38 @@ def test_packed_multiplier_two_runs_nchw_kernels_correctly():
     assert_close(y, ref, backend="cpu", dtype=torch.float32)
     assert_close(gx, gx_ref, backend="cpu", dtype=torch.float32, what="grad_input")
     assert_close(gw, gw_ref, backend="cpu", dtype=torch.float32, what="grad_weight")
+
+
+# NHWC: forwards of large kernels with more than L channels (channel tails, a plane wider than a
+# row block, strides, bias) take the packed path; backward-input at stride 1 runs as such a
+# forward; backward-weight, small kernels and C <= L keep the NHWC kernels
+NHWC_CASES = [
+    ("k13_tail", 2, 37, 20, 30, (13, 13), (1, 1), (6, 6, 6, 6), (1, 1), ("packed", "packed")),
+    ("k15x13_s2", 1, 20, 27, 33, (15, 13), (2, 1), (7, 3, 6, 6), (1, 1), ("packed", "tiled")),
+    ("k13_c8", 1, 8, 20, 20, (13, 13), (1, 1), (6, 6, 6, 6), (1, 1), ("klarge", "klarge")),
+    ("k7", 1, 40, 20, 20, (7, 7), (1, 1), (3, 3, 3, 3), (1, 1), ("k7s1", "k7s1")),
+]
+
+
+@pytest.mark.parametrize("cpu_isa", SIMD_ISAS)
+@pytest.mark.parametrize("case", NHWC_CASES, ids=[c[0] for c in NHWC_CASES])
+def test_packed_nhwc_large_kernels(case, cpu_isa):
+    _, n, c, h, w, k, stride, pad, dil, want = case
+    before = _C.get_cpu_isa()
+    _C.set_cpu_isa(cpu_isa)
+    try:
+        names = [_C.kernel_name(p, [n, c, h, w], [c, 1, *k], list(stride), list(pad), list(dil),
+                                True, False) for p in ("fwd", "bwdi", "bwdw")]
+        x, wt, b, gy, ref, gx_ref, gw_ref = _problem(case)
+        cl = torch.channels_last
+        y, gx, gw = _passes(case, x.contiguous(memory_format=cl), wt, b,
+                            gy.contiguous(memory_format=cl))
+    finally:
+        _C.set_cpu_isa(before)
+    runs = ("fwd", "fwd" if stride == (1, 1) else "bwdi")
+    assert names[:2] == [f"dw2d_{r}_nhwc_{v}_{cpu_isa}" for r, v in zip(runs, want)]
+    assert "packed" not in names[2]
+    assert y.is_contiguous(memory_format=cl) and gx.is_contiguous(memory_format=cl)
+    assert_close(y, ref, backend="cpu", dtype=torch.float32, what=f"{case[0]} output")
+    assert_close(gx, gx_ref, backend="cpu", dtype=torch.float32, what=f"{case[0]} grad_input")
+    assert_close(gw, gw_ref, backend="cpu", dtype=torch.float32, what=f"{case[0]} grad_weight")

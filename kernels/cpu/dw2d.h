@@ -44,11 +44,12 @@ const char* isa_name(Isa isa);
 bool isa_supported(Isa isa);  // compiled in and supported by this CPU
 bool isa_compiled(Isa isa);   // compiled into this build
 
-// Whether NCHW passes may run through the NHWC kernels on transposed channel tiles where that
-// pays (dw2d_packed.h; on by default). Off: always the NCHW kernels, which is how the tests reach
-// them and how a benchmark compares the two.
-void set_nchw_packed(bool on);
-bool nchw_packed();
+// Whether passes may run through the NHWC kernels on L-channel tiles where that pays
+// (dw2d_packed.h, "packed": NCHW passes, and NHWC passes of large kernels; on by default). Off:
+// always the kernels of the tensor's own layout, which is how the tests reach them and how a
+// benchmark compares the two.
+void set_packed(bool on);
+bool packed_enabled();
 
 // Backward-input at stride 1 with depth multiplier 1 is a forward convolution: grad_output,
 // padded by dilation*(k-1) - padding on each side, correlated with the weight rotated 180 degrees.

@@ -333,7 +333,7 @@ struct Dw2dFwd {
     // output pixels per block (7 and 14 divide the usual 7, 14, 28, 56, 112; stride 2 reads
     // twice the input pixels per block, so its blocks are shorter)
     static constexpr int R =
-        kWide ? (!Sp::kFixed ? 16 : Sp::SW == 2 ? 7 : 14) : (Sp::kFixed ? 7 : 8);
+        kWide ? (!Sp::kFixed ? 14 : Sp::SW == 2 ? 7 : 14) : (Sp::kFixed ? 7 : 8);
     static constexpr int KC = Sp::kFixed ? Sp::KW : (kWide ? 8 : 4);  // taps per group
   };
 

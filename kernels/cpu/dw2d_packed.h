@@ -1,11 +1,18 @@
-// NCHW through the NHWC kernels ("packed"). The NCHW kernels vectorise along a row: a plane
-// narrower than a vector wastes most lanes and pays per-plane set-up for little work (7x7 planes
-// at the end of MobileNet), and their backward passes trail the NHWC ones at every plane size.
-// Here a work item takes a tile of L channels of planes up to kMaxPlane pixels, transposes it
-// (L x L blocks in registers, Vec::transpose) into a [pixel][L] scratch that stays in cache, runs
-// the NHWC kernel of the same shape on it with C = L, and transposes the result back. Every lane
-// of every FMA is then a real channel, and the NHWC specialisations (k3s1, row, k3, tiled, ...)
-// apply as they are; the transposes cost two passes over L1/L2-resident tiles.
+// Depthwise passes through the NHWC kernels on L-channel tiles ("packed"). A work item copies a
+// tile of L channels of planes up to kMaxPlane pixels into a [pixel][L] scratch that stays in
+// cache, runs the NHWC kernel of the same shape on it with C = L, and copies the result back.
+// Every lane of every FMA is then a real channel, the tile's pixels are one vector apart, and
+// the NHWC specialisations (k3s1, row, tiled, ...) apply as they are.
+//   NCHW   the copies are transposes (L x L blocks in registers, Vec::transpose). The NCHW
+//          kernels vectorise along a row: a plane narrower than a vector wastes most lanes and
+//          pays per-plane set-up for little work (7x7 planes at the end of MobileNet), and their
+//          backward passes trail the NHWC ones at every plane size.
+//   NHWC   large-kernel forwards only (both sides >= Fwd::kLargeK): the copies load one vector
+//          per pixel. With C channels, consecutive pixels' vectors are C elements apart, so a
+//          block's input window (31x31: 31 rows of ~45 vectors) and its weights lie on 8x more
+//          pages than in a tile, where they are contiguous; the tile ran 31x31 [8,128,56,56]
+//          15% faster (40 -> 35 ms, AVX-512, 2 threads) for two passes over it against KH*KW
+//          FMAs per element.
 // Part of dw2d_impl.h: included after the three passes, whose entry points it wraps; it is what
 // the kernel table calls.
 //
@@ -27,11 +34,14 @@ struct Dw2dPacked {
 
   // Planes up to kMaxPlane pixels (in and out) can be packed: a tile of L of them stays in L2
   // and the transposes' 32-bit offsets cannot overflow. Which passes take it (measured on
-  // AVX-512 and AVX2, docs/kernels.md):
+  // AVX-512 and AVX2, docs/kernels.md), NCHW:
   //   bwdw  always: no NCHW backward-weight kernel beat it at any plane size measured (7..56)
   //   bwdi  stride 1, or planes at most kMaxWidth wide (stride 2 keeps the phase-split kernel)
   //   fwd   planes at most kMaxWidth wide, kernels larger than 3x3, or inputs of at least
   //         kFwdBigInput bytes; a 3x3 forward on wider planes in cache is faster unpacked
+  // NHWC: forwards (backward-inputs run as forwards included) of large kernels with more than L
+  //   channels; 31x31 [8,128,56,56]: 40 -> 35 ms. Backward-weight measured the same either way
+  //   and keeps its own tiled kernel.
   static constexpr int64_t kMaxPlane = 4096;
   static constexpr int64_t kMaxWidth = 16;
   static constexpr int64_t kFwdBigInput = int64_t(8) << 20;
@@ -40,8 +50,10 @@ struct Dw2dPacked {
 
   enum class Pass { fwd, bwdi, bwdw };
   static bool applies(const Dw2dShape& s, Layout layout, Pass pass) {
-    if (L < 8 || layout != Layout::NCHW || s.M != 1 || !nchw_packed()) return false;
+    if (L < 8 || s.M != 1 || !packed_enabled()) return false;
     if (s.H * s.W > kMaxPlane || s.OH * s.OW > kMaxPlane) return false;
+    if (layout == Layout::NHWC)
+      return pass == Pass::fwd && s.C > L && s.KH >= Fwd::kLargeK && s.KW >= Fwd::kLargeK;
     const bool narrow = s.W <= kMaxWidth && s.OW <= kMaxWidth;
     switch (pass) {
       case Pass::bwdw:
@@ -64,9 +76,19 @@ struct Dw2dPacked {
     return t;
   }
 
-  // dst[p][l] = src[l * plane + p] for the nc channels of the tile, zero for lanes >= nc:
-  // L x L blocks loaded along the planes and transposed in registers
-  static void pack(const T* src, int64_t plane, int nc, T* dst) {
+  // Offset of channel c0 of image n in a tensor of planes of `plane` pixels.
+  static int64_t at(const Dw2dShape& s, Layout layout, int64_t n, int64_t c0, int64_t plane) {
+    return layout == Layout::NCHW ? (n * s.C + c0) * plane : n * plane * s.C + c0;
+  }
+
+  // dst[p][l] = channel l of pixel p of src (at the tile's first channel), zero for lanes >= nc.
+  // NCHW: L x L blocks loaded along the planes and transposed in registers; NHWC: a vector per
+  // pixel, C apart.
+  static void pack(const T* src, int64_t plane, int nc, T* dst, Layout layout, int64_t C) {
+    if (layout == Layout::NHWC) {
+      for (int64_t p = 0; p < plane; ++p) V::load(src + p * C, nc).store(dst + p * L);
+      return;
+    }
     for (int64_t p = 0; p < plane; p += L) {
       const int n = static_cast<int>(min64(L, plane - p));
       V r[L];
@@ -75,8 +97,12 @@ struct Dw2dPacked {
       for (int j = 0; j < n; ++j) r[j].store(dst + (p + j) * L);
     }
   }
-  // dst[l * plane + p] = src[p][l] for l < nc
-  static void unpack(const T* src, int64_t plane, int nc, T* dst) {
+  // channel l of pixel p of dst = src[p][l], for l < nc
+  static void unpack(const T* src, int64_t plane, int nc, T* dst, Layout layout, int64_t C) {
+    if (layout == Layout::NHWC) {
+      for (int64_t p = 0; p < plane; ++p) V::load(src + p * L).store(dst + p * C, nc);
+      return;
+    }
     for (int64_t p = 0; p < plane; p += L) {
       const int n = static_cast<int>(min64(L, plane - p));
       V r[L];
@@ -85,21 +111,27 @@ struct Dw2dPacked {
       for (int l = 0; l < nc; ++l) r[l].store(dst + l * plane + p, n);
     }
   }
-  // wp[tap][l] = w[(c0 + l) * KK + tap]: the NHWC weight layout of one tile (M == 1)
-  static void pack_weight(const T* w, int64_t KK, int nc, T* wp) {
-    for (int64_t t = 0; t < KK; ++t) V::gather(w + t, KK, nc).store(wp + t * L);
+  // wp[tap][l]: the NHWC weight layout of the tile at channel c0 (M == 1), from the pass's
+  // weight layout (dw2d.h): NCHW w[C][KK], NHWC w[KK][C]
+  static void pack_weight(const T* w, int64_t KK, int64_t c0, int nc, T* wp, Layout layout,
+                          int64_t C) {
+    for (int64_t t = 0; t < KK; ++t)
+      (layout == Layout::NCHW ? V::gather(w + c0 * KK + t, KK, nc) : V::load(w + t * C + c0, nc))
+          .store(wp + t * L);
   }
   static int channels(const Dw2dShape& s, int64_t tile) {
     return static_cast<int>(min64(L, s.C - tile * L));
   }
 
   // ---------------------------------------------------------------- fwd, bwdi: (n, tile) items
-  // src planes [N][C][Hs*Ws] -> dst planes [N][C][Hd*Wd] through the NHWC entry point `run`.
-  // Items go through memory in order (the hardware prefetcher follows them), so the tile's
-  // weights are re-packed per item: KK gathers, next to the plane's Hs*Ws.
+  // src [N][C] planes of src_plane pixels -> dst planes of dst_plane pixels (in `layout`)
+  // through the NHWC entry point `run`. Items go through memory in order (the hardware
+  // prefetcher follows them), so the tile's weights are re-packed per item: KK loads, next to
+  // the plane's pixels.
   template <typename Run>
-  static void per_image(const Dw2dShape& s, int64_t src_plane, int64_t dst_plane, const T* src,
-                        const T* w, const T* b, T* dst, int64_t begin, int64_t end, Run run) {
+  static void per_image(const Dw2dShape& s, Layout layout, int64_t src_plane, int64_t dst_plane,
+                        const T* src, const T* w, const T* b, T* dst, int64_t begin, int64_t end,
+                        Run run) {
     const int64_t KK = s.KH * s.KW;
     const Dw2dShape t = tile_shape(s, 1);
     T* in = bwd_scratch<T, 10>(src_plane * L);
@@ -111,27 +143,28 @@ struct Dw2dPacked {
       const int64_t n = item / nt, tile = item % nt;
       const int nc = channels(s, tile);
       const int64_t c0 = tile * L;
-      pack_weight(w + c0 * KK, KK, nc, wp);
+      pack_weight(w, KK, c0, nc, wp, layout, s.C);
       if (b) V::load(b + c0, nc).store(bp);
       // the next item's planes follow these: gathers alone do not start the prefetcher
-      if (item + 1 < end) prefetch(src + (n * s.C + c0 + nc) * src_plane, L * src_plane);
-      pack(src + (n * s.C + c0) * src_plane, src_plane, nc, in);
+      if (layout == Layout::NCHW && item + 1 < end)
+        prefetch(src + at(s, layout, n, c0 + nc, src_plane), L * src_plane);
+      pack(src + at(s, layout, n, c0, src_plane), src_plane, nc, in, layout, s.C);
       run(t, in, wp, b ? bp : nullptr, out);
-      unpack(out, dst_plane, nc, dst + (n * s.C + c0) * dst_plane);
+      unpack(out, dst_plane, nc, dst + at(s, layout, n, c0, dst_plane), layout, s.C);
     }
   }
 
-  static void fwd_packed(const Dw2dShape& s, const T* x, const T* w, const T* b, T* y,
-                         int64_t begin, int64_t end) {
-    per_image(s, s.H * s.W, s.OH * s.OW, x, w, b, y, begin, end,
+  static void fwd_packed(const Dw2dShape& s, Layout layout, const T* x, const T* w, const T* b,
+                         T* y, int64_t begin, int64_t end) {
+    per_image(s, layout, s.H * s.W, s.OH * s.OW, x, w, b, y, begin, end,
               [](const Dw2dShape& t, const T* in, const T* wp, const T* bp, T* out) {
                 Fwd::fwd(t, Layout::NHWC, in, wp, bp, out, 0, Fwd::fwd_items(t, Layout::NHWC));
               });
   }
 
-  static void bwdi_packed(const Dw2dShape& s, const T* gy, const T* w, T* gx, int64_t begin,
-                          int64_t end) {
-    per_image(s, s.OH * s.OW, s.H * s.W, gy, w, nullptr, gx, begin, end,
+  static void bwdi_packed(const Dw2dShape& s, Layout layout, const T* gy, const T* w, T* gx,
+                          int64_t begin, int64_t end) {
+    per_image(s, layout, s.OH * s.OW, s.H * s.W, gy, w, nullptr, gx, begin, end,
               [](const Dw2dShape& t, const T* in, const T* wp, const T*, T* out) {
                 Bwdi::bwdi(t, Layout::NHWC, in, wp, out, 0, Bwdi::bwdi_items(t, Layout::NHWC));
               });
@@ -143,8 +176,8 @@ struct Dw2dPacked {
     return max64(1, min64(s.N, kBwdwChunkBytes / per_image));
   }
 
-  static void bwdw_packed(const Dw2dShape& s, const T* gy, const T* x, T* gw, int64_t begin,
-                          int64_t end) {
+  static void bwdw_packed(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
+                          int64_t begin, int64_t end) {
     const int64_t KK = s.KH * s.KW, xp = s.H * s.W, yp = s.OH * s.OW, nb = bwdw_chunk(s);
     T* xs = bwd_scratch<T, 10>(nb * xp * L);
     T* ys = bwd_scratch<T, 11>(nb * yp * L);
@@ -157,12 +190,13 @@ struct Dw2dPacked {
         const int64_t cnt = min64(nb, s.N - n0);
         for (int64_t i = 0; i < cnt; ++i) {
           const int64_t n = n0 + i;
-          if (n + 1 < s.N) {  // images are a batch stride apart: a miss each, unprefetched
-            prefetch(x + ((n + 1) * s.C + c0) * xp, nc * xp);
-            prefetch(gy + ((n + 1) * s.C + c0) * yp, nc * yp);
+          if (layout == Layout::NCHW && n + 1 < s.N) {
+            // images are a batch stride apart: a miss each, unprefetched
+            prefetch(x + at(s, layout, n + 1, c0, xp), nc * xp);
+            prefetch(gy + at(s, layout, n + 1, c0, yp), nc * yp);
           }
-          pack(x + (n * s.C + c0) * xp, xp, nc, xs + i * xp * L);
-          pack(gy + (n * s.C + c0) * yp, yp, nc, ys + i * yp * L);
+          pack(x + at(s, layout, n, c0, xp), xp, nc, xs + i * xp * L, layout, s.C);
+          pack(gy + at(s, layout, n, c0, yp), yp, nc, ys + i * yp * L, layout, s.C);
         }
         const Dw2dShape t = tile_shape(s, cnt);
         Bwdw::bwdw(t, Layout::NHWC, ys, xs, n0 == 0 ? total : part, 0,
@@ -172,8 +206,14 @@ struct Dw2dPacked {
             V::fma(V::load(part + i), V::set1(T(1)), V::load(total + i)).store(total + i);
         }
       }
-      for (int l = 0; l < nc; ++l) {
-        for (int64_t tap = 0; tap < KK; ++tap) gw[(c0 + l) * KK + tap] = total[tap * L + l];
+      // into the pass's weight layout: NCHW gw[C][KK], NHWC gw[KK][C]
+      if (layout == Layout::NHWC) {
+        for (int64_t tap = 0; tap < KK; ++tap)
+          V::load(total + tap * L).store(gw + tap * s.C + c0, nc);
+      } else {
+        for (int l = 0; l < nc; ++l) {
+          for (int64_t tap = 0; tap < KK; ++tap) gw[(c0 + l) * KK + tap] = total[tap * L + l];
+        }
       }
     }
   }
@@ -184,7 +224,7 @@ struct Dw2dPacked {
   }
   static void fwd(const Dw2dShape& s, Layout layout, const T* x, const T* w, const T* b, T* y,
                   int64_t begin, int64_t end) {
-    if (applies(s, layout, Pass::fwd)) return fwd_packed(s, x, w, b, y, begin, end);
+    if (applies(s, layout, Pass::fwd)) return fwd_packed(s, layout, x, w, b, y, begin, end);
     Fwd::fwd(s, layout, x, w, b, y, begin, end);
   }
   static const char* fwd_variant(const Dw2dShape& s, Layout layout) {
@@ -196,7 +236,7 @@ struct Dw2dPacked {
   }
   static void bwdi(const Dw2dShape& s, Layout layout, const T* gy, const T* w, T* gx,
                    int64_t begin, int64_t end) {
-    if (applies(s, layout, Pass::bwdi)) return bwdi_packed(s, gy, w, gx, begin, end);
+    if (applies(s, layout, Pass::bwdi)) return bwdi_packed(s, layout, gy, w, gx, begin, end);
     Bwdi::bwdi(s, layout, gy, w, gx, begin, end);
   }
   static const char* bwdi_variant(const Dw2dShape& s, Layout layout) {
@@ -208,7 +248,7 @@ struct Dw2dPacked {
   }
   static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
                    int64_t begin, int64_t end) {
-    if (applies(s, layout, Pass::bwdw)) return bwdw_packed(s, gy, x, gw, begin, end);
+    if (applies(s, layout, Pass::bwdw)) return bwdw_packed(s, layout, gy, x, gw, begin, end);
     Bwdw::bwdw(s, layout, gy, x, gw, begin, end);
   }
   static const char* bwdw_variant(const Dw2dShape& s, Layout layout) {

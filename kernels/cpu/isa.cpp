@@ -52,10 +52,10 @@ bool isa_supported(Isa isa) {
 }
 
 namespace {
-std::atomic<bool> g_nchw_packed{true};
+std::atomic<bool> g_packed{true};
 }  // namespace
-void set_nchw_packed(bool on) { g_nchw_packed.store(on, std::memory_order_relaxed); }
-bool nchw_packed() { return g_nchw_packed.load(std::memory_order_relaxed); }
+void set_packed(bool on) { g_packed.store(on, std::memory_order_relaxed); }
+bool packed_enabled() { return g_packed.load(std::memory_order_relaxed); }
 
 namespace {
 std::atomic<bool> g_bwdi_as_fwd{true};
