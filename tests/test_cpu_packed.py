@@ -1,5 +1,6 @@
-"""The packed NCHW path (kernels/cpu/dw2d_packed.h): NCHW passes that transpose L-channel tiles,
-run the NHWC kernels on them and transpose back. Checks which passes take it (through
+"""The packed path (kernels/cpu/dw2d_packed.h): NCHW passes that transpose L-channel tiles, run
+the NHWC kernels on them and transpose back, and channels_last large-kernel forwards that copy
+such tiles out of the NHWC tensor. Checks which passes take it (through
 _C.kernel_name), every pass against the float64 reference on each SIMD ISA (partial channel
 tiles, planes of one pixel or narrower than a vector, strides, dilation, bias, batches that the
 backward-weight splits into chunks), that it never applies where it must not, and that

@@ -64,10 +64,10 @@ at::Tensor pack_weight(const at::Tensor& weight, const Dw2dShape& s, Layout layo
   AT_DISPATCH_FLOATING_TYPES(w.scalar_type(), "dwconv_pack_weight", [&] {
     const scalar_t* src = w.const_data_ptr<scalar_t>();
     scalar_t* dst = out.data_ptr<scalar_t>();
+    const int64_t step = layout == Layout::NCHW ? 1 : C;  // between taps in the packed layout
     for (int64_t co = 0; co < C * M; ++co) {
       const scalar_t* taps = src + co * KK;
       scalar_t* to = layout == Layout::NCHW ? dst + co * KK : dst + (co % M) * KK * C + co / M;
-      const int64_t step = layout == Layout::NCHW ? 1 : C;
       for (int64_t t = 0; t < KK; ++t) to[t * step] = taps[flip ? KK - 1 - t : t];
     }
   });

@@ -463,8 +463,7 @@ struct Dw2dFwd {
   static constexpr int64_t kBandRows = 8;
   static constexpr int64_t kBandInputBytes = int64_t(2) << 20;
   static int64_t nhwc_band_rows(const Dw2dShape& s) {
-    const int64_t input = s.N * s.C * s.H * s.W * static_cast<int64_t>(sizeof(T));
-    if (input > kBandInputBytes || s.OH <= 1) return 1;
+    if (input_bytes<T>(s) > kBandInputBytes || s.OH <= 1) return 1;
     return ceil_div_nonneg(s.OH, ceil_div_nonneg(s.OH, kBandRows));  // balanced, at most 8
   }
   static int64_t nhwc_bands(const Dw2dShape& s) {

@@ -84,9 +84,14 @@ inline int64_t entering_row(const Dw2dShape& s, int64_t oh, int64_t r) {
 // load slots ([1,96,112,112] 3x3/2 channels_last forward: one per pixel and channel vector for
 // 4.5 FMAs).
 constexpr int64_t kPrefetchBytes = int64_t(16) << 20;
+// Bytes of a pass's input side (N*C*H*W elements: x, or gx for a backward-input).
+template <typename T>
+int64_t input_bytes(const Dw2dShape& s) {
+  return s.N * s.C * s.H * s.W * static_cast<int64_t>(sizeof(T));
+}
 template <typename T>
 bool prefetch_rows(const Dw2dShape& s) {
-  return s.N * s.C * s.H * s.W * static_cast<int64_t>(sizeof(T)) >= kPrefetchBytes;
+  return input_bytes<T>(s) >= kPrefetchBytes;
 }
 
 // Outputs of problems much larger than the last-level cache are written with non-temporal
@@ -101,8 +106,8 @@ bool prefetch_rows(const Dw2dShape& s) {
 constexpr int64_t kStreamBytes = int64_t(48) << 20;
 template <typename T>
 bool stream_output(const Dw2dShape& s) {
-  const int64_t bytes = (s.N * s.C * s.H * s.W + s.N * s.cout() * s.OH * s.OW) *
-                        static_cast<int64_t>(sizeof(T));
+  const int64_t bytes =
+      input_bytes<T>(s) + s.N * s.cout() * s.OH * s.OW * static_cast<int64_t>(sizeof(T));
   return sizeof(Vec<T>) >= 64 && bytes >= kStreamBytes;
 }
 template <typename T>

@@ -62,7 +62,7 @@ struct Dw2dPacked {
         return narrow || (s.SH == 1 && s.SW == 1);
       default:
         return narrow || s.KH * s.KW > 9 ||
-               s.N * s.C * s.H * s.W * static_cast<int64_t>(sizeof(T)) >= kFwdBigInput;
+               input_bytes<T>(s) >= kFwdBigInput;
     }
   }
 
@@ -176,8 +176,10 @@ struct Dw2dPacked {
     return max64(1, min64(s.N, kBwdwChunkBytes / per_image));
   }
 
-  static void bwdw_packed(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
-                          int64_t begin, int64_t end) {
+  // NCHW only: applies() keeps NHWC backward-weights on their own kernels
+  static void bwdw_packed(const Dw2dShape& s, const T* gy, const T* x, T* gw, int64_t begin,
+                          int64_t end) {
+    constexpr Layout layout = Layout::NCHW;
     const int64_t KK = s.KH * s.KW, xp = s.H * s.W, yp = s.OH * s.OW, nb = bwdw_chunk(s);
     T* xs = bwd_scratch<T, 10>(nb * xp * L);
     T* ys = bwd_scratch<T, 11>(nb * yp * L);
@@ -190,8 +192,7 @@ struct Dw2dPacked {
         const int64_t cnt = min64(nb, s.N - n0);
         for (int64_t i = 0; i < cnt; ++i) {
           const int64_t n = n0 + i;
-          if (layout == Layout::NCHW && n + 1 < s.N) {
-            // images are a batch stride apart: a miss each, unprefetched
+          if (n + 1 < s.N) {  // images are a batch stride apart: a miss each, unprefetched
             prefetch(x + at(s, layout, n + 1, c0, xp), nc * xp);
             prefetch(gy + at(s, layout, n + 1, c0, yp), nc * yp);
           }
@@ -206,14 +207,8 @@ struct Dw2dPacked {
             V::fma(V::load(part + i), V::set1(T(1)), V::load(total + i)).store(total + i);
         }
       }
-      // into the pass's weight layout: NCHW gw[C][KK], NHWC gw[KK][C]
-      if (layout == Layout::NHWC) {
-        for (int64_t tap = 0; tap < KK; ++tap)
-          V::load(total + tap * L).store(gw + tap * s.C + c0, nc);
-      } else {
-        for (int l = 0; l < nc; ++l) {
-          for (int64_t tap = 0; tap < KK; ++tap) gw[(c0 + l) * KK + tap] = total[tap * L + l];
-        }
+      for (int l = 0; l < nc; ++l) {
+        for (int64_t tap = 0; tap < KK; ++tap) gw[(c0 + l) * KK + tap] = total[tap * L + l];
       }
     }
   }
@@ -248,7 +243,7 @@ struct Dw2dPacked {
   }
   static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
                    int64_t begin, int64_t end) {
-    if (applies(s, layout, Pass::bwdw)) return bwdw_packed(s, layout, gy, x, gw, begin, end);
+    if (applies(s, layout, Pass::bwdw)) return bwdw_packed(s, gy, x, gw, begin, end);
     Bwdw::bwdw(s, layout, gy, x, gw, begin, end);
   }
   static const char* bwdw_variant(const Dw2dShape& s, Layout layout) {
