@@ -64,10 +64,11 @@ inline void prefetch(const T* p, int64_t n) {
 // Asks for the elements at p, p + stride, ... (n of them): the NHWC kernels walk a row one channel
 // vector at a time, touching one line every `stride` elements, a pattern the hardware prefetchers
 // of some CPUs do not follow (a [32,144,56,56] channels_last forward ran at half the memory
-// bandwidth on Zen 3 until it asked for its next input row this way).
-template <typename T>
+// bandwidth on Zen 3 until it asked for its next input row this way). WRITE: the lines are about
+// to be written (an output row), so they are asked for with the intent to modify.
+template <bool WRITE = false, typename T>
 inline void prefetch_strided(const T* p, int64_t n, int64_t stride) {
-  for (int64_t i = 0; i < n; ++i) __builtin_prefetch(p + i * stride);
+  for (int64_t i = 0; i < n; ++i) __builtin_prefetch(p + i * stride, WRITE ? 1 : 0);
 }
 
 // The r-th (r < SH) of the input rows output row oh + 1 reads and output row oh does not: the rows
@@ -80,10 +81,17 @@ inline int64_t entering_row(const Dw2dShape& s, int64_t oh, int64_t r) {
 }
 
 // Whether the NHWC passes should ask for the next row (prefetch_strided): only when the input
-// comes from memory. A batch-1 layer's input sits in the caches, where the prefetches only take
-// load slots ([1,96,112,112] 3x3/2 channels_last forward: one per pixel and channel vector for
-// 4.5 FMAs).
+// comes from beyond the caches. A batch-1 layer's input sits in the caches, where the prefetches
+// only take load slots ([1,96,112,112] 3x3/2 channels_last forward: one per pixel and channel
+// vector for 4.5 FMAs). Where that starts depends on the machine; the two measured:
+//   AVX-512 (Xeon, 2 MiB L2 per core): 16 MiB; at 4 MiB the [1,96,112,112] 3x3/2 channels_last
+//           forward went from 214 to 313 us
+//   AVX2 (Zen 3 guest, 512 KiB L2 per core, ~8 MiB of L3 reachable): 6 MiB; [4,144,56,56] 3x3
+//           channels_last forward, one thread: 5.5-6.1 ms without, 1.4-2.6 ms with the input and
+//           output rows asked for (below it: [1,96,112,112] 3x3/2, 4.8 MB, lost with them,
+//           0.28 -> 0.5 ms)
 constexpr int64_t kPrefetchBytes = int64_t(16) << 20;
+constexpr int64_t kPrefetchBytesAvx2 = int64_t(6) << 20;
 // Bytes of a pass's input side (N*C*H*W elements: x, or gx for a backward-input).
 template <typename T>
 int64_t input_bytes(const Dw2dShape& s) {
@@ -91,7 +99,7 @@ int64_t input_bytes(const Dw2dShape& s) {
 }
 template <typename T>
 bool prefetch_rows(const Dw2dShape& s) {
-  return input_bytes<T>(s) >= kPrefetchBytes;
+  return input_bytes<T>(s) >= (sizeof(Vec<T>) >= 64 ? kPrefetchBytes : kPrefetchBytesAvx2);
 }
 
 // Outputs of problems much larger than the last-level cache are written with non-temporal
