@@ -500,11 +500,11 @@ struct Dw2dFwd {
             const int64_t ih = entering_row(s, oh, r);
             if (ih >= 0) prefetch_strided(xn + ih * s.W * C + c, s.W, C);
           }
-          // and the next output row's lines at these channels, unless streamed (no reads):
-          // their read-for-ownership misses otherwise stall the stores ([32,240,28,28] 5x5
-          // channels_last forward on Zen 3, one thread: 18-20 -> 12-13 ms)
+          // and the next output row's lines at these channels (each pixel's M*L outputs),
+          // unless streamed (no reads): their read-for-ownership misses otherwise stall the
+          // stores ([32,240,28,28] 5x5 channels_last forward on Zen 3, one thread: 18-20 -> 12-13 ms)
           if (ask_next && !stream && oh + 1 < s.OH)
-            prefetch_strided<true>(yrow + s.OW * CO + c * M, s.OW, CO);
+            prefetch_strided<true>(yrow + s.OW * CO + c * M, s.OW, CO, M * L);
           for (int64_t j = 0; j < M; ++j) {
             const V bias = b ? V::gather(b + c * M + j, M, nl) : V::zero();
             const T* wj = w + j * KK * C + c;

@@ -65,10 +65,20 @@ inline void prefetch(const T* p, int64_t n) {
 // vector at a time, touching one line every `stride` elements, a pattern the hardware prefetchers
 // of some CPUs do not follow (a [32,144,56,56] channels_last forward ran at half the memory
 // bandwidth on Zen 3 until it asked for its next input row this way). WRITE: the lines are about
-// to be written (an output row), so they are asked for with the intent to modify.
+// to be written (an output row), so they are asked for with the intent to modify. run: elements
+// wanted from each of the n places (a vector of L, or an output pixel's M*L outputs for depth
+// multiplier M); 1 asks for the one line each place starts in.
 template <bool WRITE = false, typename T>
-inline void prefetch_strided(const T* p, int64_t n, int64_t stride) {
-  for (int64_t i = 0; i < n; ++i) __builtin_prefetch(p + i * stride, WRITE ? 1 : 0);
+inline void prefetch_strided(const T* p, int64_t n, int64_t stride, int64_t run = 1) {
+  const int64_t tail = (run - 1) * static_cast<int64_t>(sizeof(T));  // bytes after the first
+  for (int64_t i = 0; i < n; ++i) {
+    const char* first = reinterpret_cast<const char*>(p + i * stride);
+    __builtin_prefetch(first, WRITE ? 1 : 0);
+    // the further lines of the run: each line start after `first` up to its last byte
+    const uintptr_t start = reinterpret_cast<uintptr_t>(first);
+    for (uintptr_t at = (start | 63) + 1; at <= start + tail; at += 64)
+      __builtin_prefetch(reinterpret_cast<const void*>(at), WRITE ? 1 : 0);
+  }
 }
 
 // The r-th (r < SH) of the input rows output row oh + 1 reads and output row oh does not: the rows
@@ -80,26 +90,41 @@ inline int64_t entering_row(const Dw2dShape& s, int64_t oh, int64_t r) {
   return ih >= 0 && ih < s.H ? ih : -1;
 }
 
-// Whether the NHWC passes should ask for the next row (prefetch_strided): only when the input
-// comes from beyond the caches. A batch-1 layer's input sits in the caches, where the prefetches
-// only take load slots ([1,96,112,112] 3x3/2 channels_last forward: one per pixel and channel
-// vector for 4.5 FMAs). Where that starts depends on the machine; the two measured:
-//   AVX-512 (Xeon, 2 MiB L2 per core): 16 MiB; at 4 MiB the [1,96,112,112] 3x3/2 channels_last
-//           forward went from 214 to 313 us
-//   AVX2 (Zen 3 guest, 512 KiB L2 per core, ~8 MiB of L3 reachable): 6 MiB; [4,144,56,56] 3x3
-//           channels_last forward, one thread: 5.5-6.1 ms without, 1.4-2.6 ms with the input and
-//           output rows asked for (below it: [1,96,112,112] 3x3/2, 4.8 MB, lost with them,
-//           0.28 -> 0.5 ms)
-constexpr int64_t kPrefetchBytes = int64_t(16) << 20;
-constexpr int64_t kPrefetchBytesAvx2 = int64_t(6) << 20;
 // Bytes of a pass's input side (N*C*H*W elements: x, or gx for a backward-input).
 template <typename T>
 int64_t input_bytes(const Dw2dShape& s) {
   return s.N * s.C * s.H * s.W * static_cast<int64_t>(sizeof(T));
 }
+// Bytes a pass reads and writes: its input side and its output side N*C*M*OH*OW (the forward's x
+// and y, the backward-input's gx and gy, the backward-weight's x and gy).
+template <typename T>
+int64_t pass_bytes(const Dw2dShape& s) {
+  return input_bytes<T>(s) + s.N * s.cout() * s.OH * s.OW * static_cast<int64_t>(sizeof(T));
+}
+
+// Whether the NHWC passes should ask for the next row (prefetch_strided): only when the data
+// comes from beyond the caches. A batch-1 layer's input sits in the caches, where the prefetches
+// only take load slots ([1,96,112,112] 3x3/2 channels_last forward: one per pixel and channel
+// vector for 4.5 FMAs). Where that starts depends on the machine, and the kernels only know their
+// vector width, so the rule goes by it; the two measured:
+//   vectors of a whole 64-byte line (AVX-512, float32 and float64): an input of kPrefetchBytes,
+//           16 MiB, set on a Xeon with 2 MiB of L2 per core; at 4 MiB the [1,96,112,112] 3x3/2
+//           channels_last forward went from 214 to 313 us
+//   narrower vectors (AVX2; also the scalar ISA, which float64 uses unless AVX-512 is there): a
+//           pass of kPrefetchBytesNarrow, 8 MiB read and written, set on a Zen 3 guest with 512 KiB
+//           of L2 per core and about 8 MiB of L3 reachable. Channels_last, one thread, AVX2, without
+//           -> with: [3,144,56,56] 3x3 (10.8 MB) forward 3.7-4.1 -> 0.7-2.3 ms; [32,960,7,7] 3x3
+//           (12 MB) forward 2.5-3.2 -> 2.1-2.6 ms, backward-weight 3.7-5.0 -> 2.5-3.9 ms. Below it
+//           they lose or are a toss-up: [1,96,112,112] 3x3/2 (6.0 MB) forward 0.28 -> 0.5 ms,
+//           [2,144,56,56] 3x3 (7.2 MB) forward 0.59-1.39 ms either way. The scalar kernels run at
+//           2-5 GFLOP/s, compute-bound: [4,144,56,56] 3x3 forward and backward-weight took 7-16 ms
+//           with the prefetches or without, the difference within the noise
+constexpr int64_t kPrefetchBytes = int64_t(16) << 20;
+constexpr int64_t kPrefetchBytesNarrow = int64_t(8) << 20;
 template <typename T>
 bool prefetch_rows(const Dw2dShape& s) {
-  return input_bytes<T>(s) >= (sizeof(Vec<T>) >= 64 ? kPrefetchBytes : kPrefetchBytesAvx2);
+  return sizeof(Vec<T>) >= 64 ? input_bytes<T>(s) >= kPrefetchBytes
+                              : pass_bytes<T>(s) >= kPrefetchBytesNarrow;
 }
 
 // Outputs of problems much larger than the last-level cache are written with non-temporal
@@ -114,9 +139,7 @@ bool prefetch_rows(const Dw2dShape& s) {
 constexpr int64_t kStreamBytes = int64_t(48) << 20;
 template <typename T>
 bool stream_output(const Dw2dShape& s) {
-  const int64_t bytes =
-      input_bytes<T>(s) + s.N * s.cout() * s.OH * s.OW * static_cast<int64_t>(sizeof(T));
-  return sizeof(Vec<T>) >= 64 && bytes >= kStreamBytes;
+  return sizeof(Vec<T>) >= 64 && pass_bytes<T>(s) >= kStreamBytes;
 }
 template <typename T>
 bool is_vector_aligned(const T* p) {
