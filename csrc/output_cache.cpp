@@ -8,13 +8,14 @@
 // mapped: the cost users see becomes that of the kernel. Blocks of 8 MiB and more get the
 // transparent-huge-page hint (a 2 MiB fault instead of 512). Freed blocks are kept up to a limit (default 512 MiB,
 // DWCONV_CPU_OUTPUT_CACHE_MB or dwconv._C.set_cpu_output_cache_limit; 0 turns the cache off),
-// oldest released first.
+// the newest freed block of a size handed out first, the oldest released first.
 #include <ATen/ATen.h>
 #include <ATen/EmptyTensor.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <mutex>
 
 #include "common.h"
@@ -82,12 +83,16 @@ class OutputCache final : public at::Allocator {
   }
 
  private:
+  // The most recently freed block of the size: the one whose lines are likeliest still cached.
+  // Handing out the oldest instead rotates through every cached block of a size (a forward and a
+  // backward leave two of a layer's): [1,144,56,56] 3x3 channels_last forward on Zen 3, 2 threads,
+  // with 5 such blocks cached: 372-457 us against 220-294 us into one reused out= tensor.
   Block* take(std::size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto it = free_.begin(); it != free_.end(); ++it) {
+    for (auto it = free_.rbegin(); it != free_.rend(); ++it) {
       if ((*it)->bytes == bytes) {
         Block* b = *it;
-        free_.erase(it);
+        free_.erase(std::next(it).base());
         cached_ -= b->bytes;
         return b;
       }

@@ -85,3 +85,29 @@ def test_output_cache_reuses_freed_blocks_and_can_be_turned_off():
         torch.testing.assert_close(y, expected, rtol=0, atol=0)
     finally:
         _C.set_cpu_output_cache_limit(before)
+
+
+def test_output_cache_hands_out_the_newest_freed_block():
+    """Of several cached blocks of one size, the last freed (likeliest still in the CPU caches)
+    serves the next output, every time: no rotation through all of them."""
+    from dwconv import _C
+    before = _C.cpu_output_cache_info()["limit_bytes"] >> 20
+    x = torch.randn(1, 64, 64, 64)  # 1 MiB outputs
+    w = torch.randn(64, 1, 3, 3)
+    try:
+        _C.set_cpu_output_cache_limit(0)  # start empty
+        _C.set_cpu_output_cache_limit(64)
+        ys = [dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu") for _ in range(3)]
+        ptrs = [y.data_ptr() for y in ys]
+        assert len(set(ptrs)) == 3
+        while ys:  # freed in order 0, 1, 2
+            del ys[0]
+        for _ in range(3):
+            y = dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu")
+            assert y.data_ptr() == ptrs[2]
+            del y
+        a = dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu")
+        b = dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu")
+        assert (a.data_ptr(), b.data_ptr()) == (ptrs[2], ptrs[1])
+    finally:
+        _C.set_cpu_output_cache_limit(before)
