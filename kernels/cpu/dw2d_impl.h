@@ -53,32 +53,24 @@ inline int64_t tap_source(int64_t i, int64_t S, int64_t P, int64_t k, int64_t D,
   return o < O ? o : -1;
 }
 
-// Asks for the n elements at p ahead of use: the backward passes read planes a channel stride
-// apart, a cache and TLB miss each, which prefetching lets overlap.
-template <typename T>
+// Asks for every line holding the n elements at p, ahead of use: the backward passes read planes
+// a channel stride apart, a cache and TLB miss each, which prefetching lets overlap. WRITE: the
+// lines are about to be written, so they are asked for with the intent to modify.
+template <bool WRITE = false, typename T>
 inline void prefetch(const T* p, int64_t n) {
-  const char* b = reinterpret_cast<const char*>(p);
-  for (int64_t at = 0; at < n * static_cast<int64_t>(sizeof(T)); at += 64) __builtin_prefetch(b + at);
+  const uintptr_t end = reinterpret_cast<uintptr_t>(p + n);
+  for (uintptr_t at = reinterpret_cast<uintptr_t>(p) & ~uintptr_t(63); at < end; at += 64)
+    __builtin_prefetch(reinterpret_cast<const void*>(at), WRITE ? 1 : 0);
 }
 
-// Asks for the elements at p, p + stride, ... (n of them): the NHWC kernels walk a row one channel
-// vector at a time, touching one line every `stride` elements, a pattern the hardware prefetchers
-// of some CPUs do not follow (a [32,144,56,56] channels_last forward ran at half the memory
-// bandwidth on Zen 3 until it asked for its next input row this way). WRITE: the lines are about
-// to be written (an output row), so they are asked for with the intent to modify. run: elements
-// wanted from each of the n places (a vector of L, or an output pixel's M*L outputs for depth
-// multiplier M); 1 asks for the one line each place starts in.
+// Asks for the elements at p, p + stride, ... (n places, run elements from each): the NHWC kernels
+// walk a row one channel vector at a time, touching one line every `stride` elements, a pattern
+// the hardware prefetchers of some CPUs do not follow (a [32,144,56,56] channels_last forward ran
+// at half the memory bandwidth on Zen 3 until it asked for its next input row this way). run: 1
+// for the line each place starts in, M*L for an output pixel's outputs at depth multiplier M.
 template <bool WRITE = false, typename T>
 inline void prefetch_strided(const T* p, int64_t n, int64_t stride, int64_t run = 1) {
-  const int64_t tail = (run - 1) * static_cast<int64_t>(sizeof(T));  // bytes after the first
-  for (int64_t i = 0; i < n; ++i) {
-    const char* first = reinterpret_cast<const char*>(p + i * stride);
-    __builtin_prefetch(first, WRITE ? 1 : 0);
-    // the further lines of the run: each line start after `first` up to its last byte
-    const uintptr_t start = reinterpret_cast<uintptr_t>(first);
-    for (uintptr_t at = (start | 63) + 1; at <= start + tail; at += 64)
-      __builtin_prefetch(reinterpret_cast<const void*>(at), WRITE ? 1 : 0);
-  }
+  for (int64_t i = 0; i < n; ++i) prefetch<WRITE>(p + i * stride, run);
 }
 
 // The r-th (r < SH) of the input rows output row oh + 1 reads and output row oh does not: the rows
