@@ -81,9 +81,15 @@ struct Dw2dPacked {
     return layout == Layout::NCHW ? (n * s.C + c0) * plane : n * plane * s.C + c0;
   }
 
+  // NCHW scratch holds whole L-pixel blocks: a plane of `plane` pixels takes padded(plane) of them
+  // (the pixels past the plane are don't-care lanes, never stored back).
+  static int64_t padded(int64_t plane) { return ceil_div_nonneg(plane, L) * L; }
+
   // dst[p][l] = channel l of pixel p of src (at the tile's first channel), zero for lanes >= nc.
-  // NCHW: L x L blocks loaded along the planes and transposed in registers; NHWC: a vector per
-  // pixel, C apart.
+  // NCHW: L x L blocks loaded along the planes and transposed in registers, every block stored
+  // whole (dst holds padded(plane) pixels; a next plane packed right after overwrites the extra
+  // ones). A partial store count would make the compiler turn the stores into a memcpy of the
+  // block array (rep movsq: a fifth of a 7x7 packed forward). NHWC: a vector per pixel, C apart.
   static void pack(const T* src, int64_t plane, int nc, T* dst, Layout layout, int64_t C) {
     if (layout == Layout::NHWC) {
       for (int64_t p = 0; p < plane; ++p) V::load(src + p * C, nc).store(dst + p * L);
@@ -94,10 +100,11 @@ struct Dw2dPacked {
       V r[L];
       for (int l = 0; l < L; ++l) r[l] = l < nc ? V::load(src + l * plane + p, n) : V::zero();
       V::transpose(r);
-      for (int j = 0; j < n; ++j) r[j].store(dst + (p + j) * L);
+      for (int j = 0; j < L; ++j) r[j].store(dst + (p + j) * L);
     }
   }
-  // channel l of pixel p of dst = src[p][l], for l < nc
+  // channel l of pixel p of dst = src[p][l], for l < nc. NCHW: src holds padded(plane) pixels,
+  // the ones past the plane read and dropped.
   static void unpack(const T* src, int64_t plane, int nc, T* dst, Layout layout, int64_t C) {
     if (layout == Layout::NHWC) {
       for (int64_t p = 0; p < plane; ++p) V::load(src + p * L).store(dst + p * C, nc);
@@ -106,18 +113,18 @@ struct Dw2dPacked {
     for (int64_t p = 0; p < plane; p += L) {
       const int n = static_cast<int>(min64(L, plane - p));
       V r[L];
-      for (int j = 0; j < L; ++j) r[j] = j < n ? V::load(src + (p + j) * L) : V::zero();
+      for (int j = 0; j < L; ++j) r[j] = V::load(src + (p + j) * L);
       V::transpose(r);
       for (int l = 0; l < nc; ++l) r[l].store(dst + l * plane + p, n);
     }
   }
   // wp[tap][l]: the NHWC weight layout of the tile at channel c0 (M == 1), from the pass's
-  // weight layout (dw2d.h): NCHW w[C][KK], NHWC w[KK][C]
+  // weight layout (dw2d.h): NCHW w[C][KK], the tile's L rows of KK taps transposed like a plane
+  // of KK pixels (wp holds padded(KK) taps); NHWC w[KK][C]
   static void pack_weight(const T* w, int64_t KK, int64_t c0, int nc, T* wp, Layout layout,
                           int64_t C) {
-    for (int64_t t = 0; t < KK; ++t)
-      (layout == Layout::NCHW ? V::gather(w + c0 * KK + t, KK, nc) : V::load(w + t * C + c0, nc))
-          .store(wp + t * L);
+    if (layout == Layout::NCHW) return pack(w + c0 * KK, KK, nc, wp, layout, C);
+    for (int64_t t = 0; t < KK; ++t) V::load(w + t * C + c0, nc).store(wp + t * L);
   }
   static int channels(const Dw2dShape& s, int64_t tile) {
     return static_cast<int>(min64(L, s.C - tile * L));
@@ -134,10 +141,10 @@ struct Dw2dPacked {
                         Run run) {
     const int64_t KK = s.KH * s.KW;
     const Dw2dShape t = tile_shape(s, 1);
-    T* in = bwd_scratch<T, 10>(src_plane * L);
-    T* out = bwd_scratch<T, 11>(dst_plane * L);
-    T* wp = bwd_scratch<T, 12>(KK * L + L);  // the tile's weights, then its bias
-    T* bp = wp + KK * L;
+    T* in = bwd_scratch<T, 10>(padded(src_plane) * L);
+    T* out = bwd_scratch<T, 11>(padded(dst_plane) * L);
+    T* wp = bwd_scratch<T, 12>(padded(KK) * L + L);  // the tile's weights, then its bias
+    T* bp = wp + padded(KK) * L;
     const int64_t nt = tiles(s);
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / nt, tile = item % nt;
@@ -181,8 +188,9 @@ struct Dw2dPacked {
                           int64_t end) {
     constexpr Layout layout = Layout::NCHW;
     const int64_t KK = s.KH * s.KW, xp = s.H * s.W, yp = s.OH * s.OW, nb = bwdw_chunk(s);
-    T* xs = bwd_scratch<T, 10>(nb * xp * L);
-    T* ys = bwd_scratch<T, 11>(nb * yp * L);
+    // images packed back to back, the last one's padding past the end
+    T* xs = bwd_scratch<T, 10>(((nb - 1) * xp + padded(xp)) * L);
+    T* ys = bwd_scratch<T, 11>(((nb - 1) * yp + padded(yp)) * L);
     T* part = bwd_scratch<T, 12>(2 * KK * L);  // this chunk's sums, then the running total
     T* total = part + KK * L;
     for (int64_t tile = begin; tile < end; ++tile) {
