@@ -26,12 +26,13 @@ CASES = [
     ("one_pixel", 2, 17, 1, 1, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), ("packed",) * 3),
     ("k13_small_plane", 1, 24, 7, 7, (13, 13), (1, 1), (6, 6, 6, 6), (1, 1), ("packed",) * 3),
     ("s3_asym", 2, 9, 11, 13, (2, 4), (3, 2), (1, 0, 2, 1), (1, 1), ("packed",) * 3),
-    # wider planes: bwdw always, bwdi at stride 1, fwd for kernels larger than 3x3
+    # wider planes: bwdw and bwdi always, fwd for kernels larger than 3x3
     ("wide_k5s1", 1, 18, 20, 33, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), ("packed",) * 3),
     ("wide_k3s1", 2, 18, 20, 33, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), ("k3s1", "packed", "packed")),
-    ("wide_k3s2", 2, 18, 20, 33, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), ("k3s2", "s2", "packed")),
-    # planes over 4096 pixels: never
-    ("big_plane", 1, 3, 65, 70, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), ("k3s1", "s1", "s1")),
+    ("wide_k3s2", 2, 18, 20, 33, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), ("k3s2", "packed", "packed")),
+    # planes over 4096 pixels: backward-weight only, up to 32768
+    ("big_plane", 1, 3, 65, 70, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), ("k3s1", "s1", "packed")),
+    ("huge_plane", 1, 2, 190, 180, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), ("k3s1", "s1", "s1")),
 ]
 IDS = [c[0] for c in CASES]
 

@@ -32,17 +32,24 @@ struct Dw2dPacked {
   using Bwdi = Dw2dBwdi<T>;
   using Bwdw = Dw2dBwdw<T>;
 
-  // Planes up to kMaxPlane pixels (in and out) can be packed: a tile of L of them stays in L2
-  // and the transposes' 32-bit offsets cannot overflow. Which passes take it (measured on
+  // Planes up to kMaxPlane pixels (in and out) can be packed, a tile of L of them staying in L2
+  // (backward-weight: up to kMaxBwdwPlane). Which passes take it (measured on
   // AVX-512 and AVX2, docs/kernels.md), NCHW:
   //   bwdw  always: no NCHW backward-weight kernel beat it at any plane size measured (7..56)
-  //   bwdi  stride 1, or planes at most kMaxWidth wide (stride 2 keeps the phase-split kernel)
+  //   bwdi  always. Stride 2 on wide planes, against the phase-split kernel, one thread: AVX-512
+  //         on Zen 4, 5x5/2 [32,144,56,56] 11-13 -> 9-10 ms, [1,672,28,28] 520-580 -> 343-369
+  //         us, 3x3/2 [32,144,56,56] 10.4-11.4 -> 7.2-9.3 ms, [8,240,28,28] a tie; AVX2 ties
   //   fwd   planes at most kMaxWidth wide, kernels larger than 3x3, or inputs of at least
   //         kFwdBigInput bytes; a 3x3 forward on wider planes in cache is faster unpacked
   // NHWC: forwards (backward-inputs run as forwards included) of large kernels with more than L
   //   channels; 31x31 [8,128,56,56]: 40 -> 35 ms. Backward-weight measured the same either way
   //   and keeps its own tiled kernel.
   static constexpr int64_t kMaxPlane = 4096;
+  // Backward-weight packs larger planes too: one image of a tile at a time, past L2, still beat
+  // the NCHW kernels (one thread, AVX-512 on Zen 4, 4096 -> 32768: 3x3/2 [32,96,112,112] 23-31 ->
+  // 17-19 ms, [1,96,112,112] 343-486 -> 326-380 us, [2,64,160,160] 1.6-2.4 -> 1.3-2.0 ms; 3x3/1
+  // [8,32,112,112] 2.8-3.7 -> 2.3-3.2 ms; AVX2 alike). At 224x224 it was a tie.
+  static constexpr int64_t kMaxBwdwPlane = 32768;
   static constexpr int64_t kMaxWidth = 16;
   static constexpr int64_t kFwdBigInput = int64_t(8) << 20;
   // bwdw: batch images per chunk, sized so one chunk of gy and x tiles stays within ~256 KB
@@ -51,19 +58,13 @@ struct Dw2dPacked {
   enum class Pass { fwd, bwdi, bwdw };
   static bool applies(const Dw2dShape& s, Layout layout, Pass pass) {
     if (L < 8 || s.M != 1 || !packed_enabled()) return false;
-    if (s.H * s.W > kMaxPlane || s.OH * s.OW > kMaxPlane) return false;
+    const int64_t max_plane = pass == Pass::bwdw ? kMaxBwdwPlane : kMaxPlane;
+    if (s.H * s.W > max_plane || s.OH * s.OW > max_plane) return false;
     if (layout == Layout::NHWC)
       return pass == Pass::fwd && s.C > L && s.KH >= Fwd::kLargeK && s.KW >= Fwd::kLargeK;
     const bool narrow = s.W <= kMaxWidth && s.OW <= kMaxWidth;
-    switch (pass) {
-      case Pass::bwdw:
-        return true;
-      case Pass::bwdi:
-        return narrow || (s.SH == 1 && s.SW == 1);
-      default:
-        return narrow || s.KH * s.KW > 9 ||
-               input_bytes<T>(s) >= kFwdBigInput;
-    }
+    if (pass != Pass::fwd) return true;
+    return narrow || s.KH * s.KW > 9 || input_bytes<T>(s) >= kFwdBigInput;
   }
 
   static int64_t tiles(const Dw2dShape& s) { return ceil_div_nonneg(s.C, L); }
