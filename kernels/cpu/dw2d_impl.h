@@ -97,26 +97,26 @@ int64_t pass_bytes(const Dw2dShape& s) {
 // Whether the NHWC passes should ask for the next row (prefetch_strided): only when the data
 // comes from beyond the caches. A batch-1 layer's input sits in the caches, where the prefetches
 // only take load slots ([1,96,112,112] 3x3/2 channels_last forward: one per pixel and channel
-// vector for 4.5 FMAs). Where that starts depends on the machine, and the kernels only know their
-// vector width, so the rule goes by it; the two measured:
-//   vectors of a whole 64-byte line (AVX-512, float32 and float64): an input of kPrefetchBytes,
-//           16 MiB, set on a Xeon with 2 MiB of L2 per core; at 4 MiB the [1,96,112,112] 3x3/2
-//           channels_last forward went from 214 to 313 us
-//   narrower vectors (AVX2; also the scalar ISA, which float64 uses unless AVX-512 is there): a
-//           pass of kPrefetchBytesNarrow, 8 MiB read and written, set on a Zen 3 guest with 512 KiB
-//           of L2 per core and about 8 MiB of L3 reachable. Channels_last, one thread, AVX2, without
-//           -> with: [3,144,56,56] 3x3 (10.8 MB) forward 3.7-4.1 -> 0.7-2.3 ms; [32,960,7,7] 3x3
-//           (12 MB) forward 2.5-3.2 -> 2.1-2.6 ms, backward-weight 3.7-5.0 -> 2.5-3.9 ms. Below it
-//           they lose or are a toss-up: [1,96,112,112] 3x3/2 (6.0 MB) forward 0.28 -> 0.5 ms,
-//           [2,144,56,56] 3x3 (7.2 MB) forward 0.59-1.39 ms either way. The scalar kernels run at
-//           2-5 GFLOP/s, compute-bound: [4,144,56,56] 3x3 forward and backward-weight took 7-16 ms
-//           with the prefetches or without, the difference within the noise
-constexpr int64_t kPrefetchBytes = int64_t(16) << 20;
-constexpr int64_t kPrefetchBytesNarrow = int64_t(8) << 20;
+// vector for 4.5 FMAs). The rule: a pass of at least kPrefetchBytes read and written (its input
+// and output sides, pass_bytes). Measured, one thread, without -> with:
+//   Zen 4 guest, AVX-512, 1 MiB L2 per core: [4,144,56,56] 3x3 (14 MB) forward 1.7-2.4 -> 1.1-1.3
+//     ms, backward-weight 2.5-2.9 -> 1.1-2.6 ms; [8,240,28,28] 5x5 (12 MB) forward 1.2-1.8 ->
+//     0.9-1.2 ms, backward-weight 2.5-2.9 -> 1.4-1.6 ms; [32,960,7,7] 3x3 (12 MB)
+//     backward-weight 1.2-1.8 -> 1.0-1.1 ms. Below it they lose: [1,96,112,112] 3x3/2 (6 MB)
+//     forward 185-206 -> 246-318 us, [1,144,56,56] 3x3 (3.6 MB) 126-189 -> 229-243 us,
+//     [2,96,56,56] 7x7 (4.8 MB) 567-581 -> 617-655 us. (An earlier rule for AVX-512, an input
+//     of 16 MiB, was set on a Xeon with 2 MiB of L2, where the [1,96,112,112] 3x3/2 forward went
+//     from 214 to 313 us with them; that shape stays below this threshold.)
+//   Zen 3 guest, AVX2, 512 KiB L2 per core: [3,144,56,56] 3x3 (10.8 MB) forward 3.7-4.1 ->
+//     0.7-2.3 ms; [32,960,7,7] 3x3 (12 MB) forward 2.5-3.2 -> 2.1-2.6 ms, backward-weight
+//     3.7-5.0 -> 2.5-3.9 ms; [1,96,112,112] 3x3/2 forward 0.28 -> 0.5 ms, [2,144,56,56] 3x3
+//     (7.2 MB) 0.59-1.39 ms either way.
+// The scalar kernels run at 2-5 GFLOP/s, compute-bound: [4,144,56,56] 3x3 forward and
+// backward-weight took 7-16 ms with the prefetches or without, the difference within the noise.
+constexpr int64_t kPrefetchBytes = int64_t(8) << 20;
 template <typename T>
 bool prefetch_rows(const Dw2dShape& s) {
-  return sizeof(Vec<T>) >= 64 ? input_bytes<T>(s) >= kPrefetchBytes
-                              : pass_bytes<T>(s) >= kPrefetchBytesNarrow;
+  return pass_bytes<T>(s) >= kPrefetchBytes;
 }
 
 // Outputs of problems much larger than the last-level cache are written with non-temporal

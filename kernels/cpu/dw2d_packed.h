@@ -192,8 +192,9 @@ struct Dw2dPacked {
     // images packed back to back, the last one's padding past the end
     T* xs = bwd_scratch<T, 10>(((nb - 1) * xp + padded(xp)) * L);
     T* ys = bwd_scratch<T, 11>(((nb - 1) * yp + padded(yp)) * L);
-    T* part = bwd_scratch<T, 12>(2 * KK * L);  // this chunk's sums, then the running total
-    T* total = part + KK * L;
+    // this chunk's sums, then the running total: [tap][l], whole blocks for unpack()
+    T* part = bwd_scratch<T, 12>(2 * padded(KK) * L);
+    T* total = part + padded(KK) * L;
     for (int64_t tile = begin; tile < end; ++tile) {
       const int nc = channels(s, tile);
       const int64_t c0 = tile * L;
@@ -216,9 +217,7 @@ struct Dw2dPacked {
             V::fma(V::load(part + i), V::set1(T(1)), V::load(total + i)).store(total + i);
         }
       }
-      for (int l = 0; l < nc; ++l) {
-        for (int64_t tap = 0; tap < KK; ++tap) gw[(c0 + l) * KK + tap] = total[tap * L + l];
-      }
+      unpack(total, KK, nc, gw + c0 * KK, layout, s.C);
     }
   }
 
