@@ -101,8 +101,9 @@ int64_t pass_bytes(const Dw2dShape& s) {
 // and output sides, pass_bytes). Measured, one thread, without -> with:
 //   Zen 4 guest, AVX-512, 1 MiB L2 per core: [4,144,56,56] 3x3 (14 MB) forward 1.7-2.4 -> 1.1-1.3
 //     ms, backward-weight 2.5-2.9 -> 1.1-2.6 ms; [8,240,28,28] 5x5 (12 MB) forward 1.2-1.8 ->
-//     0.9-1.2 ms, backward-weight 2.5-2.9 -> 1.4-1.6 ms; [32,960,7,7] 3x3 (12 MB)
-//     backward-weight 1.2-1.8 -> 1.0-1.1 ms. Below it they lose: [1,96,112,112] 3x3/2 (6 MB)
+//     0.9-1.2 ms, backward-weight 2.7-3.9 -> 1.7-2.3 ms (ten alternating runs each); a toss-up
+//     on the rows of 7 pixels of [32,960,7,7] 3x3 (12 MB), whichever way 16 alternating runs
+//     went. Below it they lose: [1,96,112,112] 3x3/2 (6 MB)
 //     forward 185-206 -> 246-318 us, [1,144,56,56] 3x3 (3.6 MB) 126-189 -> 229-243 us,
 //     [2,96,56,56] 7x7 (4.8 MB) 567-581 -> 617-655 us. (An earlier rule for AVX-512, an input
 //     of 16 MiB, was set on a Xeon with 2 MiB of L2, where the [1,96,112,112] 3x3/2 forward went
