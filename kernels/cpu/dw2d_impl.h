@@ -103,8 +103,8 @@ int64_t pass_bytes(const Dw2dShape& s) {
 //     ms, backward-weight 2.5-2.9 -> 1.1-2.6 ms; [8,240,28,28] 5x5 (12 MB) forward 1.2-1.8 ->
 //     0.9-1.2 ms, backward-weight 2.7-3.9 -> 1.7-2.3 ms (ten alternating runs each); a toss-up
 //     on the rows of 7 pixels of [32,960,7,7] 3x3 (12 MB), whichever way 16 alternating runs
-//     went. Below it they lose: [1,96,112,112] 3x3/2 (6 MB)
-//     forward 185-206 -> 246-318 us, [1,144,56,56] 3x3 (3.6 MB) 126-189 -> 229-243 us,
+//     went. Below it they lose: [1,96,112,112] 3x3/2 (6 MB) forward 185-206 -> 246-318 us,
+//     [1,144,56,56] 3x3 (3.6 MB) 126-189 -> 229-243 us,
 //     [2,96,56,56] 7x7 (4.8 MB) 567-581 -> 617-655 us. (An earlier rule for AVX-512, an input
 //     of 16 MiB, was set on a Xeon with 2 MiB of L2, where the [1,96,112,112] 3x3/2 forward went
 //     from 214 to 313 us with them; that shape stays below this threshold.)

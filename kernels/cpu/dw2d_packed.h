@@ -1,8 +1,9 @@
 // Depthwise passes through the NHWC kernels on L-channel tiles ("packed"). A work item copies a
 // tile of L channels of planes up to kMaxPlane pixels into a [pixel][L] scratch that stays in
-// cache, runs the NHWC kernel of the same shape on it with C = L, and copies the result back.
-// Every lane of every FMA is then a real channel, the tile's pixels are one vector apart, and
-// the NHWC specialisations (k3s1, row, tiled, ...) apply as they are.
+// cache (backward-weight: up to kMaxBwdwPlane, past L2), runs the NHWC kernel of the same shape
+// on it with C = L, and copies the result back. Every lane of every FMA is then a real channel,
+// the tile's pixels are one vector apart, and the NHWC specialisations (k3s1, row, tiled, ...)
+// apply as they are.
 //   NCHW   the copies are transposes (L x L blocks in registers, Vec::transpose). The NCHW
 //          kernels vectorise along a row: a plane narrower than a vector wastes most lanes and
 //          pays per-plane set-up for little work (7x7 planes at the end of MobileNet), and their
@@ -35,7 +36,7 @@ struct Dw2dPacked {
   // Planes up to kMaxPlane pixels (in and out) can be packed, a tile of L of them staying in L2
   // (backward-weight: up to kMaxBwdwPlane). Which passes take it (measured on
   // AVX-512 and AVX2, docs/kernels.md), NCHW:
-  //   bwdw  always: no NCHW backward-weight kernel beat it at any plane size measured (7..56)
+  //   bwdw  always: no NCHW backward-weight kernel beat it at any plane size measured (7..160)
   //   bwdi  always. Stride 2 on wide planes, against the phase-split kernel, one thread: AVX-512
   //         on Zen 4, 5x5/2 [32,144,56,56] 11-13 -> 9-10 ms, [1,672,28,28] 520-580 -> 343-369
   //         us, 3x3/2 [32,144,56,56] 10.4-11.4 -> 7.2-9.3 ms, [8,240,28,28] a tie; AVX2 ties
@@ -62,8 +63,8 @@ struct Dw2dPacked {
     if (s.H * s.W > max_plane || s.OH * s.OW > max_plane) return false;
     if (layout == Layout::NHWC)
       return pass == Pass::fwd && s.C > L && s.KH >= Fwd::kLargeK && s.KW >= Fwd::kLargeK;
-    const bool narrow = s.W <= kMaxWidth && s.OW <= kMaxWidth;
     if (pass != Pass::fwd) return true;
+    const bool narrow = s.W <= kMaxWidth && s.OW <= kMaxWidth;
     return narrow || s.KH * s.KW > 9 || input_bytes<T>(s) >= kFwdBigInput;
   }
 
