@@ -15,6 +15,12 @@ FLOAT_DTYPES = (torch.float32, torch.float64, torch.bfloat16, torch.float16)
 
 def pair(value: IntOrPair, name: str) -> tuple[int, int]:
     """An int or a pair of ints as a pair; raises naming the argument otherwise."""
+    # the common cases first: this runs on every call (bool is a subclass of int, not this type)
+    if type(value) is int:
+        return (value, value)
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int \
+            and type(value[1]) is int:
+        return value
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, int):
@@ -69,44 +75,47 @@ def check_depthwise(input: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
                     stride: tuple[int, int], padding: tuple[int, int, int, int],
                     dilation: tuple[int, int]) -> tuple[int, int]:
     """Validates a batched depthwise conv2d call; returns the output (H, W)."""
+    # every attribute read once: this runs on every call, and each read builds a Python object
     for name, t in (("input", input), ("weight", weight), ("bias", bias)):
         if t is not None and not isinstance(t, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if input.dim() != 4:
-        raise ValueError(f"input must be [N, C, H, W] or [C, H, W], got shape {tuple(input.shape)}")
-    if weight.dim() != 4 or weight.shape[1] != 1:
+    ishape, wshape = input.shape, weight.shape
+    if len(ishape) != 4:
+        raise ValueError(f"input must be [N, C, H, W] or [C, H, W], got shape {tuple(ishape)}")
+    if len(wshape) != 4 or wshape[1] != 1:
         raise ValueError(f"weight must be [C*m, 1, kH, kW] for a depthwise convolution, got shape "
-                         f"{tuple(weight.shape)}")
-    c, cout = input.shape[1], weight.shape[0]
+                         f"{tuple(wshape)}")
+    c, cout = ishape[1], wshape[0]
     if c == 0 or cout == 0 or cout % c != 0:
         raise ValueError(f"weight has {cout} output channels, which must be a positive multiple of "
-                         f"the input's {c} channels (input shape {tuple(input.shape)}, weight shape "
-                         f"{tuple(weight.shape)})")
-    if weight.shape[2] < 1 or weight.shape[3] < 1:
-        raise ValueError(f"weight has an empty kernel, shape {tuple(weight.shape)}")
+                         f"the input's {c} channels (input shape {tuple(ishape)}, weight shape "
+                         f"{tuple(wshape)})")
+    if wshape[2] < 1 or wshape[3] < 1:
+        raise ValueError(f"weight has an empty kernel, shape {tuple(wshape)}")
     if bias is not None and (bias.dim() != 1 or bias.shape[0] != cout):
-        raise ValueError(f"bias must be [{cout}] for weight shape {tuple(weight.shape)}, got shape "
+        raise ValueError(f"bias must be [{cout}] for weight shape {tuple(wshape)}, got shape "
                          f"{tuple(bias.shape)}")
+    dtype, device = input.dtype, input.device
     for name, t in (("weight", weight), ("bias", bias)):
         if t is None:
             continue
-        if t.dtype != input.dtype:
-            raise TypeError(f"{name} dtype {t.dtype} does not match input dtype {input.dtype}")
-        if t.device != input.device:
-            raise ValueError(f"{name} is on {t.device} but input is on {input.device}")
-    if input.dtype not in FLOAT_DTYPES:
+        if t.dtype != dtype:
+            raise TypeError(f"{name} dtype {t.dtype} does not match input dtype {dtype}")
+        if t.device != device:
+            raise ValueError(f"{name} is on {t.device} but input is on {device}")
+    if dtype not in FLOAT_DTYPES:
         raise TypeError(f"input dtype must be one of float32, float64, bfloat16, float16, got "
-                        f"{input.dtype}")
+                        f"{dtype}")
     check_positive(stride, "stride")
     check_positive(dilation, "dilation")
     if min(padding) < 0:
         raise ValueError(f"padding must be >= 0, got {padding}")
-    kh, kw = weight.shape[2], weight.shape[3]
-    oh = output_size(input.shape[2], kh, stride[0], dilation[0], padding[0], padding[1])
-    ow = output_size(input.shape[3], kw, stride[1], dilation[1], padding[2], padding[3])
+    kh, kw = wshape[2], wshape[3]
+    oh = output_size(ishape[2], kh, stride[0], dilation[0], padding[0], padding[1])
+    ow = output_size(ishape[3], kw, stride[1], dilation[1], padding[2], padding[3])
     if oh < 1 or ow < 1:
-        raise ValueError(f"output would be empty ({oh}x{ow}): input shape {tuple(input.shape)} with "
+        raise ValueError(f"output would be empty ({oh}x{ow}): input shape {tuple(ishape)} with "
                          f"padding {padding} is smaller than the dilated kernel "
                          f"{dilation[0] * (kh - 1) + 1}x{dilation[1] * (kw - 1) + 1} (weight shape "
-                         f"{tuple(weight.shape)}, dilation {dilation})")
+                         f"{tuple(wshape)}, dilation {dilation})")
     return oh, ow

@@ -120,13 +120,14 @@ class Backend:
         return self.devices() if callable(self.devices) else self.devices
 
     def unsupported(self, input: torch.Tensor, weight: torch.Tensor,
-                    bias: torch.Tensor | None) -> str | None:
-        """Why this backend cannot serve this call, or None."""
+                    bias: torch.Tensor | None, device_type: str | None = None) -> str | None:
+        """Why this backend cannot serve this call, or None. `device_type`: input.device.type,
+        when the caller has it already."""
         reason = self.unavailable()
         if reason:
             return reason
         devices = self.served_devices()
-        if input.device.type not in devices:
+        if (device_type or input.device.type) not in devices:
             return f"needs tensors on {' or '.join(devices)}, got {input.device}"
         if input.dtype not in self.dtypes:
             names = ", ".join(str(d).removeprefix("torch.") for d in self.dtypes)
@@ -152,7 +153,7 @@ class Backend:
 class TorchBackend(Backend):
     """Serves every call (any device and dtype F.conv2d accepts): auto's fallback."""
 
-    def unsupported(self, input, weight, bias):
+    def unsupported(self, input, weight, bias, device_type=None):
         return None
 
     def auto_picks(self, device_type):
@@ -230,8 +231,9 @@ def select(name: str | None, input: torch.Tensor, weight: torch.Tensor,
                                f"(input {tuple(input.shape)} {input.dtype} on {input.device}, "
                                f"weight {tuple(weight.shape)}): {reason}")
         return backend
+    device_type = input.device.type
     for backend in _REGISTRY.values():
-        if (backend.auto_picks(input.device.type)
-                and backend.unsupported(input, weight, bias) is None):
+        if (backend.auto_picks(device_type)
+                and backend.unsupported(input, weight, bias, device_type) is None):
             return backend
     raise AssertionError("the torch backend serves every call")

@@ -43,6 +43,25 @@ def test_partial_gradients(wanted):
     assert_close(grad, expected, backend="cpu", dtype=torch.float32, what=f"grad_{wanted}")
 
 
+def test_graph_only_when_a_gradient_is_wanted():
+    """A call under no_grad, or on tensors none of which requires grad, records no graph node
+    (it skips the autograd wrapper) and computes the same bits as one that records."""
+    x = torch.randn(2, 6, 8, 9, requires_grad=True)
+    w = torch.randn(6, 1, 3, 3, requires_grad=True)
+    gy = torch.randn(2, 6, 8, 9)
+    recorded = dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu")
+    with torch.no_grad():
+        plain = [dwconv.depthwise_conv2d(x, w, padding=1, backend="cpu"),
+                 torch.ops.dwconv.dw2d_bwdi(gy, w, x.shape, (1, 1), (1, 1, 1, 1), (1, 1)),
+                 torch.ops.dwconv.dw2d_bwdw(gy, x, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1))]
+    plain.append(dwconv.depthwise_conv2d(x.detach(), w.detach(), padding=1, backend="cpu"))
+    assert recorded.grad_fn is not None
+    assert all(t.grad_fn is None and not t.requires_grad for t in plain)
+    assert torch.equal(plain[0], recorded.detach()) and torch.equal(plain[3], plain[0])
+    gx, gw = torch.autograd.grad(recorded, (x, w), gy)
+    assert torch.equal(gx, plain[1]) and torch.equal(gw, plain[2])
+
+
 def test_double_backward_raises_clearly():
     x = torch.randn(1, 3, 6, 6, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
