@@ -30,9 +30,11 @@ CASES = [
     ("wide_k5s1", 1, 18, 20, 33, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), ("packed",) * 3),
     ("wide_k3s1", 2, 18, 20, 33, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), ("k3s1", "packed", "packed")),
     ("wide_k3s2", 2, 18, 20, 33, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), ("k3s2", "packed", "packed")),
-    # planes over 4096 pixels: backward-weight only, up to 32768
+    # planes over 4096 pixels, up to 32768: backward-weight, and every pass of an input of at
+    # least 8 MiB (here 2*63*130*130 floats, a partial last tile, stride 2)
     ("big_plane", 1, 3, 65, 70, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), ("k3s1", "s1", "packed")),
     ("huge_plane", 1, 2, 190, 180, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), ("k3s1", "s1", "s1")),
+    ("big_input_plane", 2, 63, 130, 130, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), ("packed",) * 3),
 ]
 IDS = [c[0] for c in CASES]
 

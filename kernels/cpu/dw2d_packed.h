@@ -1,6 +1,6 @@
 // Depthwise passes through the NHWC kernels on L-channel tiles ("packed"). A work item copies a
 // tile of L channels of planes up to kMaxPlane pixels into a [pixel][L] scratch that stays in
-// cache (backward-weight: up to kMaxBwdwPlane, past L2), runs the NHWC kernel of the same shape
+// cache (up to kMaxBigPlane, past L2: backward-weight, and large inputs), runs the NHWC kernel of the same shape
 // on it with C = L, and copies the result back. Every lane of every FMA is then a real channel,
 // the tile's pixels are one vector apart, and the NHWC specialisations (k3s1, row, tiled, ...)
 // apply as they are.
@@ -33,39 +33,47 @@ struct Dw2dPacked {
   using Bwdi = Dw2dBwdi<T>;
   using Bwdw = Dw2dBwdw<T>;
 
-  // Planes up to kMaxPlane pixels (in and out) can be packed, a tile of L of them staying in L2
-  // (backward-weight: up to kMaxBwdwPlane). Which passes take it (measured on
-  // AVX-512 and AVX2, docs/kernels.md), NCHW:
+  // Planes up to kMaxPlane pixels (in and out) can be packed, a tile of L of them staying in L2.
+  // Which passes take it (measured on AVX-512 and AVX2, docs/kernels.md), NCHW:
   //   bwdw  always: no NCHW backward-weight kernel beat it at any plane size measured (7..160)
   //   bwdi  always. Stride 2 on wide planes, against the phase-split kernel, one thread: AVX-512
   //         on Zen 4, 5x5/2 [32,144,56,56] 11-13 -> 9-10 ms, [1,672,28,28] 520-580 -> 343-369
   //         us, 3x3/2 [32,144,56,56] 10.4-11.4 -> 7.2-9.3 ms, [8,240,28,28] a tie; AVX2 ties
   //   fwd   planes at most kMaxWidth wide, kernels larger than 3x3, or inputs of at least
-  //         kFwdBigInput bytes; a 3x3 forward on wider planes in cache is faster unpacked
+  //         kBigInput bytes; a 3x3 forward on wider planes in cache is faster unpacked
+  // Larger planes, up to kMaxBigPlane, one image of a tile at a time past L2: backward-weight
+  // always, the other passes for inputs of at least kBigInput bytes. Backward-weight, one thread,
+  // AVX-512 on Zen 4: 3x3/2 [32,96,112,112] 23-31 -> 17-19 ms, [1,96,112,112] 343-486 -> 326-380
+  // us, [2,64,160,160] 1.6-2.4 -> 1.3-2.0 ms; 3x3/1 [8,32,112,112] 2.8-3.7 -> 2.3-3.2 ms; AVX2
+  // alike; at 224x224 a tie. Forward and backward-input, two threads, AVX-512 on Zen 4, medians
+  // of 6 alternating runs: 3x3/2 [32,96,112,112] fwd 15.3 -> 12.6 ms, bwdi 15.5 -> 11.5 ms;
+  // [8,96,112,112] fwd 3.9 -> 3.0, bwdi 4.1 -> 3.3; [16,64,80,80] fwd 2.3 -> 1.8, bwdi 3.1 ->
+  // 2.1; 3x3/1 [8,32,112,112] fwd 2.3 -> 1.6, [4,64,160,160] fwd 5.8 -> 4.7; 5x5/2
+  // [4,96,112,112] fwd 2.4 -> 1.5, bwdi 2.1 -> 1.7 ms. AVX2: fwd 7-35% faster, bwdi a tie.
+  // Below kBigInput the tile's trip past L2 costs more than the NCHW kernels lose: 3x3/2
+  // [1,96,112,112] bwdi 306 -> 409 us.
   // NHWC: forwards (backward-inputs run as forwards included) of large kernels with more than L
-  //   channels; 31x31 [8,128,56,56]: 40 -> 35 ms. Backward-weight measured the same either way
-  //   and keeps its own tiled kernel.
+  //   channels on planes up to kMaxPlane; 31x31 [8,128,56,56]: 40 -> 35 ms. Backward-weight
+  //   measured the same either way and keeps its own tiled kernel.
   static constexpr int64_t kMaxPlane = 4096;
-  // Backward-weight packs larger planes too: one image of a tile at a time, past L2, still beat
-  // the NCHW kernels (one thread, AVX-512 on Zen 4, 4096 -> 32768: 3x3/2 [32,96,112,112] 23-31 ->
-  // 17-19 ms, [1,96,112,112] 343-486 -> 326-380 us, [2,64,160,160] 1.6-2.4 -> 1.3-2.0 ms; 3x3/1
-  // [8,32,112,112] 2.8-3.7 -> 2.3-3.2 ms; AVX2 alike). At 224x224 it was a tie.
-  static constexpr int64_t kMaxBwdwPlane = 32768;
+  static constexpr int64_t kMaxBigPlane = 32768;
   static constexpr int64_t kMaxWidth = 16;
-  static constexpr int64_t kFwdBigInput = int64_t(8) << 20;
+  static constexpr int64_t kBigInput = int64_t(8) << 20;
   // bwdw: batch images per chunk, sized so one chunk of gy and x tiles stays within ~256 KB
   static constexpr int64_t kBwdwChunkBytes = 256 * 1024;
 
   enum class Pass { fwd, bwdi, bwdw };
   static bool applies(const Dw2dShape& s, Layout layout, Pass pass) {
     if (L < 8 || s.M != 1 || !packed_enabled()) return false;
-    const int64_t max_plane = pass == Pass::bwdw ? kMaxBwdwPlane : kMaxPlane;
-    if (s.H * s.W > max_plane || s.OH * s.OW > max_plane) return false;
+    const int64_t plane = max64(s.H * s.W, s.OH * s.OW);
     if (layout == Layout::NHWC)
-      return pass == Pass::fwd && s.C > L && s.KH >= Fwd::kLargeK && s.KW >= Fwd::kLargeK;
+      return plane <= kMaxPlane && pass == Pass::fwd && s.C > L && s.KH >= Fwd::kLargeK &&
+             s.KW >= Fwd::kLargeK;
+    const bool big = input_bytes<T>(s) >= kBigInput;
+    if (plane > (pass == Pass::bwdw || big ? kMaxBigPlane : kMaxPlane)) return false;
     if (pass != Pass::fwd) return true;
     const bool narrow = s.W <= kMaxWidth && s.OW <= kMaxWidth;
-    return narrow || s.KH * s.KW > 9 || input_bytes<T>(s) >= kFwdBigInput;
+    return narrow || s.KH * s.KW > 9 || big;
   }
 
   static int64_t tiles(const Dw2dShape& s) { return ceil_div_nonneg(s.C, L); }
