@@ -1,9 +1,9 @@
 // Depthwise passes through the NHWC kernels on L-channel tiles ("packed"). A work item copies a
 // tile of L channels of planes up to kMaxPlane pixels into a [pixel][L] scratch that stays in
-// cache (up to kMaxBigPlane, past L2: backward-weight, and large inputs), runs the NHWC kernel of the same shape
-// on it with C = L, and copies the result back. Every lane of every FMA is then a real channel,
-// the tile's pixels are one vector apart, and the NHWC specialisations (k3s1, row, tiled, ...)
-// apply as they are.
+// cache (backward-weight, and any pass of a large input: up to kMaxBigPlane, past L2), runs the
+// NHWC kernel of the same shape on it with C = L, and copies the result back. Every lane of
+// every FMA is then a real channel, the tile's pixels are one vector apart, and the NHWC
+// specialisations (k3s1, row, tiled, ...) apply as they are.
 //   NCHW   the copies are transposes (L x L blocks in registers, Vec::transpose). The NCHW
 //          kernels vectorise along a row: a plane narrower than a vector wastes most lanes and
 //          pays per-plane set-up for little work (7x7 planes at the end of MobileNet), and their
