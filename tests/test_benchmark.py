@@ -1,6 +1,7 @@
 """The benchmark harness: shapes file, byte/flop formulas, timing, summary and --compare logic."""
 
 import math
+import time
 
 import pytest
 import torch
@@ -64,6 +65,37 @@ def test_measure_times_every_function():
     t = B.measure({"fast": lambda: x + 1, "slow": lambda: x @ x @ x}, 0.01, torch.device("cpu"))
     assert set(t) == {"fast", "slow"}
     assert all(v["median_s"] > 0 and v["spread"] >= 0 for v in t.values())
+
+
+def test_measure_warms_short_blocks_untimed(monkeypatch):
+    """Every timed block of a call shorter than WARM_CALL_S follows untimed calls of the same
+    function; a longer call's blocks do not."""
+    log, timing = [], [False]
+    per_call = B._Clock.per_call
+
+    def timed(self, fn, n):
+        timing[0] = True
+        log.append("block")
+        try:
+            return per_call(self, fn, n)
+        finally:
+            timing[0] = False
+
+    def fn(name, sleep_s):
+        def call():
+            log.append((name, timing[0]))
+            time.sleep(sleep_s)
+        return call
+
+    monkeypatch.setattr(B._Clock, "per_call", timed)
+    monkeypatch.setattr(B, "WARM_CALL_S", 0.001)
+    monkeypatch.setattr(B, "WARM_S", 0.0001)
+    B.measure({"short": fn("short", 0), "long": fn("long", 0.0015)}, 0.01, torch.device("cpu"))
+    blocks = [i for i, e in enumerate(log) if e == "block"]
+    names = [log[i + 1][0] for i in blocks]
+    assert {"short", "long"} <= set(names)
+    for i, name in zip(blocks[2:], names[2:]):  # after the two probes of the per-block call count
+        assert (log[i - 1] == (name, False)) == (name == "short"), (name, log[i - 1])
 
 
 def test_case_functions_agree_with_pytorch():
