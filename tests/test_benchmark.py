@@ -88,9 +88,9 @@ def test_measure_warms_short_blocks_untimed(monkeypatch):
         return call
 
     monkeypatch.setattr(B._Clock, "per_call", timed)
-    monkeypatch.setattr(B, "WARM_CALL_S", 0.001)
+    monkeypatch.setattr(B, "WARM_CALL_S", 0.01)  # far above the short call, below the long
     monkeypatch.setattr(B, "WARM_S", 0.0001)
-    B.measure({"short": fn("short", 0), "long": fn("long", 0.0015)}, 0.01, torch.device("cpu"))
+    B.measure({"short": fn("short", 0), "long": fn("long", 0.012)}, 0.01, torch.device("cpu"))
     blocks = [i for i, e in enumerate(log) if e == "block"]
     names = [log[i + 1][0] for i in blocks]
     assert {"short", "long"} <= set(names)
