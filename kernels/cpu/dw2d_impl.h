@@ -103,7 +103,8 @@ int64_t pass_bytes(const Dw2dShape& s) {
 //     ms, backward-weight 2.5-2.9 -> 1.1-2.6 ms; [8,240,28,28] 5x5 (12 MB) forward 1.2-1.8 ->
 //     0.9-1.2 ms, backward-weight 2.7-3.9 -> 1.7-2.3 ms (ten alternating runs each); a toss-up
 //     on the rows of 7 pixels of [32,960,7,7] 3x3 (12 MB), whichever way 16 alternating runs
-//     went. Below it they lose: [1,96,112,112] 3x3/2 (6 MB) forward 185-206 -> 246-318 us,
+//     went (16-byte-aligned buffers; but see the short rows below). Below it they lose:
+//     [1,96,112,112] 3x3/2 (6 MB) forward 185-206 -> 246-318 us,
 //     [1,144,56,56] 3x3 (3.6 MB) 126-189 -> 229-243 us,
 //     [2,96,56,56] 7x7 (4.8 MB) 567-581 -> 617-655 us. (An earlier rule for AVX-512, an input
 //     of 16 MiB, was set on a Xeon with 2 MiB of L2, where the [1,96,112,112] 3x3/2 forward went
@@ -114,10 +115,21 @@ int64_t pass_bytes(const Dw2dShape& s) {
 //     (7.2 MB) 0.59-1.39 ms either way.
 // The scalar kernels run at 2-5 GFLOP/s, compute-bound: [4,144,56,56] 3x3 forward and
 // backward-weight took 7-16 ms with the prefetches or without, the difference within the noise.
+// Where a vector is a whole line (AVX-512), rows narrower than kPrefetchMinWidth pixels are not
+// prefetched: a row of 7 pixels is 7 prefetches (and 7 more for the next output row) for about
+// 60 FMAs per channel vector, and the next row is read within the same work item anyway.
+// [32,960,7,7] 3x3 (12 MB), Zen 4, two threads, 64-byte-aligned buffers, eight alternating runs,
+// with -> without: forward 465-609 -> 257-478 us, backward-input 511-784 -> 442-573 us,
+// backward-weight 530-923 -> 477-817 us; one thread, forward 528-794 -> 405-435 us. Through
+// the ops, two threads, four alternating runs: forward 270-282 -> 196-312 us (three of four runs
+// under 220), backward-input 273-277 -> 197-310, backward-weight 424-448 -> 384-413. Rows of 14
+// keep them: [16,576,14,14] 3x3 forward 447-621 us with, 453-1399 without.
 constexpr int64_t kPrefetchBytes = int64_t(8) << 20;
+constexpr int64_t kPrefetchMinWidth = 14;
 template <typename T>
 bool prefetch_rows(const Dw2dShape& s) {
-  return pass_bytes<T>(s) >= kPrefetchBytes;
+  const bool short_rows = sizeof(Vec<T>) >= 64 && s.W < kPrefetchMinWidth;
+  return pass_bytes<T>(s) >= kPrefetchBytes && !short_rows;
 }
 
 // Outputs of problems much larger than the last-level cache are written with non-temporal
