@@ -132,16 +132,20 @@ bool prefetch_rows(const Dw2dShape& s) {
   return pass_bytes<T>(s) >= kPrefetchBytes && !short_rows;
 }
 
-// Outputs of problems much larger than the last-level cache are written with non-temporal
-// stores: nothing of them would still be cached for the next layer, and plain stores would
-// first read every output line from memory (a quarter of the traffic of a 3x3 forward, more than
-// half of a stride-2 backward-input's). `s` is the pass's problem: input side N*C*H*W, output
-// side N*C*M*OH*OW (the forward's input and output, the backward-input's gx and gy), together
-// at least kStreamBytes. Only where a vector is a whole 64-byte line: half-line non-temporal
-// stores a channel stride apart (AVX2) leave partial lines in the write-combining buffers, which
-// cost more than the reads they save ([32,144,56,56] channels_last forward on Zen 3, one run
-// each: 18.1 ms streamed, 15.5 ms not).
-constexpr int64_t kStreamBytes = int64_t(48) << 20;
+// Outputs of problems larger than the last-level cache are written with non-temporal stores:
+// nothing of them would still be cached for the next layer, and plain stores would first read
+// every output line from memory (a quarter of the traffic of a 3x3 forward, more than half of a
+// stride-2 backward-input's). `s` is the pass's problem: input side N*C*H*W, output side
+// N*C*M*OH*OW (the forward's input and output, the backward-input's gx and gy), together at
+// least kStreamBytes: the 32 MiB of L3 of the Zen 4 host (copy bandwidth already falls from 75-84
+// to 41 GB/s at 24 MiB). The NHWC kernels and the NCHW packed path (dw2d_packed.h, its unpack)
+// stream. Only where a vector is a whole 64-byte line: half-line non-temporal stores a channel
+// stride apart (AVX2) leave partial lines in the write-combining buffers, which cost more than
+// the reads they save ([32,144,56,56] channels_last forward on Zen 3, one run each: 18.1 ms
+// streamed, 15.5 ms not). The threshold was 48 MiB until [32,240,28,28] 5x5 (46 MiB), just
+// under it: forward, two threads, four alternating runs, plain -> streamed, channels_last
+// 2.9-3.8 -> 2.0-2.7 ms, NCHW 3.7-4.5 -> 2.9-3.8 ms.
+constexpr int64_t kStreamBytes = int64_t(32) << 20;
 template <typename T>
 bool stream_output(const Dw2dShape& s) {
   return sizeof(Vec<T>) >= 64 && pass_bytes<T>(s) >= kStreamBytes;
