@@ -144,7 +144,8 @@ bool prefetch_rows(const Dw2dShape& s) {
 // the reads they save ([32,144,56,56] channels_last forward on Zen 3, one run each: 18.1 ms
 // streamed, 15.5 ms not). The threshold was 48 MiB until [32,240,28,28] 5x5 (46 MiB), just
 // under it: forward, two threads, four alternating runs, plain -> streamed, channels_last
-// 2.9-3.8 -> 2.0-2.7 ms, NCHW 3.7-4.5 -> 2.9-3.8 ms.
+// 2.9-3.8 -> 2.0-2.7 ms in the kernel harness, 2.0-3.0 -> 1.6-1.75 ms through the op; NCHW
+// 3.7-4.5 -> 2.9-3.8 ms in the harness, but 2.8-3.1 ms either way through the op.
 constexpr int64_t kStreamBytes = int64_t(32) << 20;
 template <typename T>
 bool stream_output(const Dw2dShape& s) {
