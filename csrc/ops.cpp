@@ -56,6 +56,7 @@ std::string kernel_name(const std::string& pass, const std::vector<int64_t>& inp
                         const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                         const std::vector<int64_t>& dilation, bool channels_last, bool float64);
 double fma_peak_gflops(double seconds);
+void stream_copy_(at::Tensor& dst, const at::Tensor& src);
 }  // namespace cpu
 }  // namespace dwconv
 
@@ -117,6 +118,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "padding is (top, bottom, left, right)");
   m.def("fma_peak_gflops", &dwconv::cpu::fma_peak_gflops, py::arg("seconds") = 0.2,
         "float32 FMA throughput of the active ISA on all torch threads, in GFLOP/s");
+  m.def("stream_copy_", &dwconv::cpu::stream_copy_, py::arg("dst"), py::arg("src"),
+        "copies src into dst (contiguous float32 CPU tensors of one size) with non-temporal "
+        "stores on all torch threads: the bandwidth a pass that streams its output can reach");
   m.def(
       "set_cpu_output_cache_limit",
       [](int64_t mb) {

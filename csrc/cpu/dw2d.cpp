@@ -270,6 +270,23 @@ double fma_peak_gflops(double seconds) {
   return best * 1e-9;
 }
 
+void stream_copy_(at::Tensor& dst, const at::Tensor& src) {
+  TORCH_CHECK(dst.device().is_cpu() && src.device().is_cpu() &&
+                  dst.scalar_type() == at::kFloat && src.scalar_type() == at::kFloat &&
+                  dst.is_contiguous() && src.is_contiguous() && dst.numel() == src.numel(),
+              "dwconv: stream_copy_ takes two contiguous float32 CPU tensors of one size, got ",
+              dst.scalar_type(), " ", dst.sizes(), " and ", src.scalar_type(), " ", src.sizes());
+  const auto* k = kernels_for<float>();
+  const float* from = src.const_data_ptr<float>();
+  float* to = dst.data_ptr<float>();
+  // chunks of whole lines, so threads never share one
+  constexpr int64_t kChunk = int64_t(1) << 16;
+  at::parallel_for(0, (dst.numel() + kChunk - 1) / kChunk, 1, [&](int64_t begin, int64_t end) {
+    const int64_t lo = begin * kChunk, hi = std::min(dst.numel(), end * kChunk);
+    k->stream_copy(from + lo, to + lo, hi - lo);
+  });
+}
+
 }  // namespace cpu
 }  // namespace dwconv
 

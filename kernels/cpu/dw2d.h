@@ -36,6 +36,8 @@ struct Dw2dKernels {
   const char* (*bwdw_variant)(const Dw2dShape&, Layout);
   // FMA-throughput loop for the roofline's compute peak: returns flops done (see peak.h)
   double (*fma_peak)(int64_t iters, T* sink);
+  // copy of n elements with non-temporal stores, for the roofline's bandwidth (see peak.h)
+  void (*stream_copy)(const T* src, T* dst, int64_t n);
 };
 
 enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };

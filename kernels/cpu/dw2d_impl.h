@@ -176,7 +176,8 @@ struct Dw2d {
             Dw2dPacked<T>::fwd_variant,
             Dw2dPacked<T>::bwdi_variant,
             Dw2dPacked<T>::bwdw_variant,
-            FmaPeak<T>::run};
+            FmaPeak<T>::run,
+            StreamCopy<T>::run};
   }
 };
 

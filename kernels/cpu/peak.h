@@ -21,3 +21,19 @@ struct FmaPeak {
     return 2.0 * V::N * kChains * static_cast<double>(iters);
   }
 };
+
+// A copy whose stores are non-temporal (whole aligned vectors; Vec::stream): the memory
+// bandwidth a pass that streams its output (stream_output) can reach. A plain copy understates
+// it past the caches, where every destination line is read before it is written (a third of
+// its traffic, uncounted). Part of the roofline's bandwidth (dwconv.analysis.machine).
+template <typename T>
+struct StreamCopy {
+  using V = Vec<T>;
+  static void run(const T* src, T* dst, int64_t n) {
+    int64_t i = 0;
+    for (; i < n && !is_vector_aligned(dst + i); ++i) dst[i] = src[i];
+    for (; i + V::N <= n; i += V::N) V::load(src + i).stream(dst + i);
+    for (; i < n; ++i) dst[i] = src[i];
+    V::stream_fence();
+  }
+};
