@@ -528,6 +528,9 @@ def run(cases: Sequence[Case], *, device: str = "cpu", backend: str = "auto",
                         f"per implementation and row, each block of calls under "
                         f"{WARM_CALL_S * 1e3:g} ms after {WARM_S * 1e3:g} ms of untimed calls; "
                         f"output allocation included")
+    header["bound"] = ("roofline bound per pass: max(min bytes / copy bandwidth at the pass's "
+                       "working set, FLOPs / peak); on CPU the bandwidth is the faster of a plain "
+                       "and a non-temporal-store copy")
     header["overhead_share"] = OVERHEAD_SHARE
     fixed_s = {"fwd": header["per_call_us"]["dwconv"] * 1e-6,
                "fwd+bwd": header["per_call_us"]["dwconv_fwd+bwd"] * 1e-6}
@@ -570,7 +573,8 @@ def to_markdown(result: dict) -> str:
     lines = [f"{h.get('cpu')}, {h.get('threads')} threads, ISA {h.get('cpu_isa')}, torch "
              f"{h.get('torch')}, dwconv {h.get('dwconv')} ({h.get('commit')}), device "
              f"{h.get('device')}; peak {h.get('peak_gflops', 0):.0f} GFLOP/s; load average at "
-             f"start {(h.get('load_avg') or [math.nan])[0]:.1f}; {h.get('timing', '')}.", ""]
+             f"start {(h.get('load_avg') or [math.nan])[0]:.1f}; {h.get('timing', '')}"
+             f"{'; ' + h['bound'] if h.get('bound') else ''}.", ""]
     if result["rows"]:
         lines += ["| layer | N | shape k/s | layout | pass | torch ms | dwconv ms | out= ms | "
                   "speedup | GB/s | GFLOP/s | roofline | kernel |",
