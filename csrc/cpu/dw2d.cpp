@@ -279,7 +279,7 @@ void stream_copy_(at::Tensor& dst, const at::Tensor& src) {
   const auto* k = kernels_for<float>();
   const float* from = src.const_data_ptr<float>();
   float* to = dst.data_ptr<float>();
-  // chunks of whole lines, so threads never share one
+  // 256 KiB per chunk; each chunk streams its whole aligned vectors and copies its ends plainly
   constexpr int64_t kChunk = int64_t(1) << 16;
   at::parallel_for(0, (dst.numel() + kChunk - 1) / kChunk, 1, [&](int64_t begin, int64_t end) {
     const int64_t lo = begin * kChunk, hi = std::min(dst.numel(), end * kChunk);

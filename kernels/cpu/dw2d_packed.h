@@ -116,9 +116,10 @@ struct Dw2dPacked {
   // channel l of pixel p of dst = src[p][l], for l < nc. NCHW: src holds padded(plane) pixels,
   // the ones past the plane read and dropped; stream: whole aligned vectors are written
   // non-temporally (stream_output). Two threads, four alternating runs, NCHW forward, plain ->
-  // streamed: [32,144,56,56] 3x3 6.6-9.1 -> 5.4-7.3 ms, [32,96,112,112] 3x3/2 11.1-12.2 ->
-  // 9.6-10.5 ms, [32,96,56,56] 7x7 7.2-11.8 -> 6.9-9.4 ms; [32,144,56,56] 5x5/2 (a quarter of
-  // the output) a tie.
+  // streamed, kernel harness: [32,144,56,56] 3x3 6.6-9.1 -> 5.4-7.3 ms, [32,96,112,112] 3x3/2
+  // 11.1-12.2 -> 9.6-10.5 ms, [32,96,56,56] 7x7 7.2-11.8 -> 6.9-9.4 ms; [32,144,56,56] 5x5/2 (a
+  // quarter of the output) a tie. Through the op: [32,144,56,56] 5.5-5.9 -> 4.9-5.1 ms,
+  // [32,96,112,112] 3x3/2 9.5-10.7 -> 8.5-9.0 ms, its backward-input 9.3-11.8 -> 7.7-9.7 ms.
   static void unpack(const T* src, int64_t plane, int nc, T* dst, Layout layout, int64_t C,
                      bool stream = false) {
     if (layout == Layout::NHWC) {
