@@ -159,3 +159,27 @@ def test_bwdw_bitwise_deterministic_across_runs_and_threads(case, channels_last,
         torch.set_num_threads(before)
     for r in results[1:]:
         assert torch.equal(r, results[0]), "grad_weight bits differ between runs/thread counts"
+
+
+@pytest.mark.parametrize("case", [
+    Case("k3s1_parts", 11, 40, 64, 64, (3, 3), padding=(1, 1, 1, 1)),
+    Case("k5s2_parts", 3, 48, 128, 128, (5, 5), (2, 2), padding=(2, 2, 2, 2)),
+], ids=lambda c: c.name)
+def test_bwdw_nhwc_in_parts(case, cpu_isa):
+    """A channels_last backward-weight of at least 8 MiB with a batch is summed in chunks of
+    images, added in order (bwdw_parts in dw2d_packed.h; 11 images: five chunks of 2 and one of
+    1): right against the reference, and the same bits for any thread count."""
+    x, _, gy, _, gw_ref = _problem(case, True, torch.float32)
+    assert (x.numel() + gy.numel()) * 4 >= 8 << 20
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(_bwdw(case, gy, x))
+    finally:
+        torch.set_num_threads(before)
+    assert_close(results[0], gw_ref, backend="cpu", dtype=torch.float32,
+                 what=f"{case.name} grad_weight")
+    for r in results[1:]:
+        assert torch.equal(r, results[0]), "grad_weight bits differ between thread counts"

@@ -196,9 +196,16 @@ at::Tensor dw2d_bwdw(const at::Tensor& grad_out, const at::Tensor& input,
   const Layout layout = layout_of(input);
   const at::Tensor x = compute_dtype(input).contiguous(memory_format(layout));
   const at::Tensor gy = compute_dtype(grad_out).contiguous(memory_format(layout));
-  // NHWC kernels produce the packed [M][KH*KW][C] layout, unpacked below
-  at::Tensor gw = layout == Layout::NCHW ? new_output({CO, 1, s.KH, s.KW}, x.options())
-                                         : new_output({s.M, s.KH * s.KW, s.C}, x.options());
+  // NHWC kernels produce the packed [M][KH*KW][C] layout, unpacked below; a problem summed in
+  // parts (bwdw_parts) gets one such buffer per part, part 0 holding the sum in the end
+  int64_t parts = 1;
+  if (s.N > 0 && s.OH * s.OW > 0) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dwconv_dw2d_bwdw_cpu",
+                               [&] { parts = kernels_for<scalar_t>()->bwdw_parts(s, layout); });
+  }
+  at::Tensor gw = layout == Layout::NCHW
+                      ? new_output({parts * CO, 1, s.KH, s.KW}, x.options())
+                      : new_output({parts * s.M, s.KH * s.KW, s.C}, x.options());
   if (s.N == 0 || s.OH * s.OW == 0) {
     gw.zero_();
   } else {
@@ -209,7 +216,9 @@ at::Tensor dw2d_bwdw(const at::Tensor& grad_out, const at::Tensor& input,
       scalar_t* gwp = gw.data_ptr<scalar_t>();
       run_items(k->bwdw_items(s, layout),
                 [&](int64_t begin, int64_t end) { k->bwdw(s, layout, gyp, xp, gwp, begin, end); });
+      if (parts > 1) k->bwdw_reduce(s, gwp, parts);
     });
+    if (parts > 1) gw = gw.narrow(0, 0, gw.size(0) / parts);
   }
   if (layout == Layout::NHWC) gw = gw.permute({2, 0, 1}).reshape({CO, 1, s.KH, s.KW});
   return is_half(grad_out) ? gw.to(grad_out.scalar_type()) : gw;

@@ -25,10 +25,16 @@ struct Dw2dKernels {
   int64_t (*bwdi_items)(const Dw2dShape&, Layout);
   void (*bwdi)(const Dw2dShape&, Layout, const T* gy, const T* w, T* gx, int64_t begin,
                int64_t end);
-  // backward-weight: gw (laid out like the pass's weight) = sum over batch and space of gy * x
+  // backward-weight: gw (laid out like the pass's weight) = sum over batch and space of gy * x.
+  // Some problems are summed in bwdw_parts(s) > 1 parts (chunks of the batch, a function of the
+  // shape only): the caller then passes that many gw buffers back to back, runs the items, and
+  // calls bwdw_reduce, which adds parts 1, 2, ... to part 0 in that order. Deterministic for any
+  // thread count either way.
   int64_t (*bwdw_items)(const Dw2dShape&, Layout);
   void (*bwdw)(const Dw2dShape&, Layout, const T* gy, const T* x, T* gw, int64_t begin,
                int64_t end);
+  int64_t (*bwdw_parts)(const Dw2dShape&, Layout);
+  void (*bwdw_reduce)(const Dw2dShape&, T* gw, int64_t parts);
   // The specialisation each pass runs for a shape, as the <specialisation> part of a kernel name
   // (docs/kernels.md), e.g. "k3s1" or "generic".
   const char* (*fwd_variant)(const Dw2dShape&, Layout);

@@ -173,6 +173,8 @@ struct Dw2d {
             Dw2dPacked<T>::bwdi,
             Dw2dPacked<T>::bwdw_items,
             Dw2dPacked<T>::bwdw,
+            Dw2dPacked<T>::bwdw_parts,
+            Dw2dPacked<T>::bwdw_reduce,
             Dw2dPacked<T>::fwd_variant,
             Dw2dPacked<T>::bwdi_variant,
             Dw2dPacked<T>::bwdw_variant,

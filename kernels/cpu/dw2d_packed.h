@@ -269,11 +269,60 @@ struct Dw2dPacked {
     return applies(s, layout, Pass::bwdi) ? "packed" : Bwdi::variant(s, layout);
   }
 
+  // ------------------------------------------- NHWC bwdw: chunks of the batch, summed after
+  // A memory-bound NHWC backward-weight (a pass of at least kPrefetchBytes) with a batch runs
+  // as parts: item p sums its own chunk of images over every channel into part p, and
+  // bwdw_reduce adds the parts in order. Each thread then reads whole images, one contiguous
+  // run, instead of its channel blocks of every pixel of every image. Through the op, two
+  // threads, five alternating runs of the old and new builds, medians of the runs, ms:
+  // [32,144,56,56] 3x3 12.1 -> 10.8, 5x5/2 8.5 -> 6.6, [32,96,56,56] 7x7 15.3 -> 11.3,
+  // [32,96,112,112] 3x3/2 17.2 -> 14.9, [32,960,7,7] 3x3 0.77 -> 0.66; [32,240,28,28] 5x5
+  // 6.4 -> 6.7 (faster in two runs of five).
+  // (large kernels are compute-bound and keep the channel-block items)
+  static constexpr int64_t kBwdwParts = 8, kBwdwPartsMaxK = 7;
+  static int64_t bwdw_chunk_images(const Dw2dShape& s) {
+    return ceil_div_nonneg(s.N, min64(s.N, kBwdwParts));
+  }
+  static int64_t bwdw_parts(const Dw2dShape& s, Layout layout) {
+    const bool split = layout == Layout::NHWC && L >= 8 && s.M == 1 && s.N >= 2 &&
+                       s.KH <= kBwdwPartsMaxK && s.KW <= kBwdwPartsMaxK &&
+                       pass_bytes<T>(s) >= kPrefetchBytes;
+    return split ? ceil_div_nonneg(s.N, bwdw_chunk_images(s)) : 1;
+  }
+  static void bwdw_reduce(const Dw2dShape& s, T* gw, int64_t parts) {
+    const int64_t n = s.cout() * s.KH * s.KW;
+    for (int64_t p = 1; p < parts; ++p) {
+      const T* part = gw + p * n;
+      int64_t i = 0;
+      const V one = V::set1(T(1));  // x * 1 + y: one rounding, an add
+      for (; i + L <= n; i += L) V::fma(V::load(part + i), one, V::load(gw + i)).store(gw + i);
+      if (i < n) {
+        const int r = static_cast<int>(n - i);
+        V::fma(V::load(part + i, r), one, V::load(gw + i, r)).store(gw + i, r);
+      }
+    }
+  }
+
   static int64_t bwdw_items(const Dw2dShape& s, Layout layout) {
+    if (bwdw_parts(s, layout) > 1) return bwdw_parts(s, layout);
     return applies(s, layout, Pass::bwdw) ? tiles(s) : Bwdw::bwdw_items(s, layout);
   }
   static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
                    int64_t begin, int64_t end) {
+    if (bwdw_parts(s, layout) > 1) {
+      const int64_t nb = bwdw_chunk_images(s), n = s.cout() * s.KH * s.KW;
+      for (int64_t part = begin; part < end; ++part) {
+        const int64_t n0 = part * nb;
+        const Dw2dShape t = [&] {
+          Dw2dShape c = s;
+          c.N = min64(nb, s.N - n0);
+          return c;
+        }();
+        Bwdw::bwdw(t, layout, gy + n0 * s.OH * s.OW * s.cout(), x + n0 * s.H * s.W * s.C,
+                   gw + part * n, 0, Bwdw::bwdw_items(t, layout));
+      }
+      return;
+    }
     if (applies(s, layout, Pass::bwdw)) return bwdw_packed(s, gy, x, gw, begin, end);
     Bwdw::bwdw(s, layout, gy, x, gw, begin, end);
   }
