@@ -299,11 +299,11 @@ struct Dw2dBwdw {
   }
 
   // Channel blocks [begin, end) together, so each (n, oh) row is read as one contiguous run;
-  // every channel's sum still runs in the same order whatever the item range.
+  // every channel's sum still runs in the same order whatever the item range. ask_next: the
+  // rows come from memory (prefetch_rows of the whole problem, of which `s` may be a chunk).
   static void bwdw_nhwc(const Dw2dShape& s, const T* gy, const T* x, T* gwp, int64_t begin,
-                        int64_t end) {
+                        int64_t end, bool ask_next) {
     const int64_t C = s.C, KK = s.KH * s.KW, nblk = tap_blocks(s.KW);
-    const bool ask_next = prefetch_rows<T>(s);
     V* vacc = bwd_scratch<V, 3>((end - begin) * KK);
     for (int64_t i = 0; i < (end - begin) * KK; ++i) vacc[i] = V::zero();
     int64_t* chunk = bwd_scratch<int64_t, 2>(4 * nblk);  // kw0, nt, lo, hi per chunk
@@ -397,7 +397,7 @@ struct Dw2dBwdw {
   static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
                    int64_t begin, int64_t end) {
     if (layout == Layout::NCHW) return bwdw_nchw(s, gy, x, gw, begin, end);
-    if (s.M == 1) return bwdw_nhwc(s, gy, x, gw, begin, end);
+    if (s.M == 1) return bwdw_nhwc(s, gy, x, gw, begin, end, prefetch_rows<T>(s));
     for (int64_t item = begin; item < end; ++item) bwdw_nhwc_generic(s, item * L, gy, x, gw);
   }
 };

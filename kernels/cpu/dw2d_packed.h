@@ -277,7 +277,8 @@ struct Dw2dPacked {
   // threads, five alternating runs of the old and new builds, medians of the runs, ms:
   // [32,144,56,56] 3x3 12.1 -> 10.8, 5x5/2 8.5 -> 6.6, [32,96,56,56] 7x7 15.3 -> 11.3,
   // [32,96,112,112] 3x3/2 17.2 -> 14.9, [32,960,7,7] 3x3 0.77 -> 0.66; [32,240,28,28] 5x5
-  // 6.4 -> 6.7 (faster in two runs of five).
+  // 6.4 -> 6.7, until its chunks (6 MB) kept the whole problem's row prefetches: then, four
+  // more alternating runs, 6.0-6.9 -> 4.2-5.4 ms.
   // (large kernels are compute-bound and keep the channel-block items)
   static constexpr int64_t kBwdwParts = 8, kBwdwPartsMaxK = 7;
   static int64_t bwdw_chunk_images(const Dw2dShape& s) {
@@ -318,8 +319,9 @@ struct Dw2dPacked {
           c.N = min64(nb, s.N - n0);
           return c;
         }();
-        Bwdw::bwdw(t, layout, gy + n0 * s.OH * s.OW * s.cout(), x + n0 * s.H * s.W * s.C,
-                   gw + part * n, 0, Bwdw::bwdw_items(t, layout));
+        // rows prefetched as for the whole problem (a chunk alone may be small enough not to)
+        Bwdw::bwdw_nhwc(t, gy + n0 * s.OH * s.OW * s.C, x + n0 * s.H * s.W * s.C, gw + part * n,
+                        0, Bwdw::bwdw_items(t, layout), prefetch_rows<T>(s));
       }
       return;
     }
