@@ -201,6 +201,18 @@ struct Dw2dPacked {
               });
   }
 
+  // total[i] += part[i] for i < n (x * 1 + y: one rounding, an add): the backward-weights' sums
+  // of chunks, in the order the callers add them
+  static void add_into(T* total, const T* part, int64_t n) {
+    const V one = V::set1(T(1));
+    int64_t i = 0;
+    for (; i + L <= n; i += L) V::fma(V::load(part + i), one, V::load(total + i)).store(total + i);
+    if (i < n) {
+      const int r = static_cast<int>(n - i);
+      V::fma(V::load(part + i, r), one, V::load(total + i, r)).store(total + i, r);
+    }
+  }
+
   // ---------------------------------------------------------------------- bwdw: tile items
   static int64_t bwdw_chunk(const Dw2dShape& s) {
     const int64_t per_image = (s.H * s.W + s.OH * s.OW) * L * static_cast<int64_t>(sizeof(T));
@@ -235,10 +247,7 @@ struct Dw2dPacked {
         const Dw2dShape t = tile_shape(s, cnt);
         Bwdw::bwdw(t, Layout::NHWC, ys, xs, n0 == 0 ? total : part, 0,
                    Bwdw::bwdw_items(t, Layout::NHWC));
-        if (n0 > 0) {
-          for (int64_t i = 0; i < KK * L; i += L)
-            V::fma(V::load(part + i), V::set1(T(1)), V::load(total + i)).store(total + i);
-        }
+        if (n0 > 0) add_into(total, part, KK * L);
       }
       unpack(total, KK, nc, gw + c0 * KK, layout, s.C);
     }
@@ -292,16 +301,7 @@ struct Dw2dPacked {
   }
   static void bwdw_reduce(const Dw2dShape& s, T* gw, int64_t parts) {
     const int64_t n = s.cout() * s.KH * s.KW;
-    for (int64_t p = 1; p < parts; ++p) {
-      const T* part = gw + p * n;
-      int64_t i = 0;
-      const V one = V::set1(T(1));  // x * 1 + y: one rounding, an add
-      for (; i + L <= n; i += L) V::fma(V::load(part + i), one, V::load(gw + i)).store(gw + i);
-      if (i < n) {
-        const int r = static_cast<int>(n - i);
-        V::fma(V::load(part + i, r), one, V::load(gw + i, r)).store(gw + i, r);
-      }
-    }
+    for (int64_t p = 1; p < parts; ++p) add_into(gw, gw + p * n, n);
   }
 
   static int64_t bwdw_items(const Dw2dShape& s, Layout layout) {
@@ -314,11 +314,8 @@ struct Dw2dPacked {
       const int64_t nb = bwdw_chunk_images(s), n = s.cout() * s.KH * s.KW;
       for (int64_t part = begin; part < end; ++part) {
         const int64_t n0 = part * nb;
-        const Dw2dShape t = [&] {
-          Dw2dShape c = s;
-          c.N = min64(nb, s.N - n0);
-          return c;
-        }();
+        Dw2dShape t = s;
+        t.N = min64(nb, s.N - n0);
         // rows prefetched as for the whole problem (a chunk alone may be small enough not to)
         Bwdw::bwdw_nhwc(t, gy + n0 * s.OH * s.OW * s.C, x + n0 * s.H * s.W * s.C, gw + part * n,
                         0, Bwdw::bwdw_items(t, layout), prefetch_rows<T>(s));
