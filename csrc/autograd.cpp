@@ -1,12 +1,15 @@
-// Autograd of dwconv::dw2d_fwd (and the first-order-only autograd of dw2d_bwdi / dw2d_bwdw) in
-// C++, for every backend the op family "" dispatches to (CPU, CUDA). Python's
+// Autograd of dwconv::dw2d_fwd (and the first-order-only autograd of dw2d_bwdi / dw2d_bwdw /
+// dw2d_bwd) in C++, for every backend the op family "" dispatches to (CPU, CUDA). Python's
 // torch.library.register_autograd costs about 40 us per forward+backward, more than the kernels
-// of a batch-1 layer; this costs a few. The backward is made of the registered
-// ops dw2d_bwdi / dw2d_bwdw (whose own autograd, below, refuses double backward), so
-// torch.compile and torch.export trace it through their fake kernels. The other op families
-// (_emu, _triton) keep the Python registration in dwconv/ops.py.
+// of a batch-1 layer; this costs a few. The backward is made of the registered ops: dw2d_bwd
+// when both input and weight need gradients, dw2d_bwdi or dw2d_bwdw when one does (their own
+// autograd, below, refuses double backward), so torch.compile and torch.export trace it through
+// their fake kernels. The other op families (_emu, _triton) keep the Python registration in
+// dwconv/ops.py.
 #include <torch/autograd.h>
 #include <torch/library.h>
+
+#include <tuple>
 
 namespace dwconv {
 namespace {
@@ -35,6 +38,20 @@ const c10::TypedOperatorHandle<BwdSig>& bwd_op(const char* name) {
   static const auto bwdw =
       c10::Dispatcher::singleton().findSchemaOrThrow("dwconv::dw2d_bwdw", "").typed<BwdSig>();
   return name[3] == 'i' ? bwdi : bwdw;
+}
+
+using BwdBothSig = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const at::Tensor&,
+                                                      const at::Tensor&, at::IntArrayRef,
+                                                      at::IntArrayRef, at::IntArrayRef);
+const c10::TypedOperatorHandle<BwdBothSig>& bwd_both_op() {
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("dwconv::dw2d_bwd", "").typed<BwdBothSig>();
+  return op;
+}
+
+[[noreturn]] void refuse_double_backward(const char* name) {
+  TORCH_CHECK(false, "dwconv: double backward through ", name,
+              " is not supported; use backend='torch' for higher-order gradients");
 }
 
 class Dw2dFwdFunction : public torch::autograd::Function<Dw2dFwdFunction> {
@@ -69,12 +86,14 @@ class Dw2dFwdFunction : public torch::autograd::Function<Dw2dFwdFunction> {
     const bool has_bias = ctx->saved_data["has_bias"].toBool();
     at::Tensor gi, gw, gb;
     // gradient edges are numbered over the tensor arguments present: input, weight, [bias]
-    if (ctx->needs_input_grad(0)) {
+    if (ctx->needs_input_grad(0) && ctx->needs_input_grad(1)) {
+      // both: one op, which reads grad_output once for both where it can
+      std::tie(gi, gw) = bwd_both_op().call(gy, input, weight, stride, padding, dilation);
+    } else if (ctx->needs_input_grad(0)) {
       std::vector<c10::SymInt> size;
       for (int64_t d = 0; d < 4; ++d) size.push_back(ctx->saved_data["in" + std::to_string(d)].toSymInt());
       gi = bwd_op("bwdi").call(gy, weight, size, stride, padding, dilation);
-    }
-    if (ctx->needs_input_grad(1)) {
+    } else if (ctx->needs_input_grad(1)) {
       const std::vector<c10::SymInt> k{ctx->saved_data["kh"].toSymInt(),
                                        ctx->saved_data["kw"].toSymInt()};
       gw = bwd_op("bwdw").call(gy, input, k, stride, padding, dilation);
@@ -103,9 +122,23 @@ class Dw2dBwdFunction : public torch::autograd::Function<Dw2dBwdFunction<Which>>
                 .call(grad_out, other, sizes, stride, padding, dilation)};
   }
 
+  static variable_list backward(AutogradContext*, variable_list) { refuse_double_backward(name()); }
+};
+
+// dw2d_bwd (both gradients), first-order only like the two above
+class Dw2dBwdBothFunction : public torch::autograd::Function<Dw2dBwdBothFunction> {
+ public:
+  static variable_list forward(AutogradContext*, const at::Tensor& grad_out,
+                               const at::Tensor& input, const at::Tensor& weight,
+                               at::IntArrayRef stride, at::IntArrayRef padding,
+                               at::IntArrayRef dilation) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    auto [gi, gw] = bwd_both_op().call(grad_out, input, weight, stride, padding, dilation);
+    return {gi, gw};
+  }
+
   static variable_list backward(AutogradContext*, variable_list) {
-    TORCH_CHECK(false, "dwconv: double backward through ", name(),
-                " is not supported; use backend='torch' for higher-order gradients");
+    refuse_double_backward("dw2d_bwd");
   }
 };
 
@@ -132,6 +165,17 @@ at::Tensor dw2d_bwd_autograd(const at::Tensor& grad_out, const at::Tensor& other
   return Dw2dBwdFunction<Which>::apply(grad_out, other, sizes, stride, padding, dilation)[0];
 }
 
+std::tuple<at::Tensor, at::Tensor> dw2d_bwd_both_autograd(
+    const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& weight,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation) {
+  if (!records({&grad_out, &input, &weight})) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    return bwd_both_op().call(grad_out, input, weight, stride, padding, dilation);
+  }
+  const auto out = Dw2dBwdBothFunction::apply(grad_out, input, weight, stride, padding, dilation);
+  return {out[0], out[1]};
+}
+
 at::Tensor dw2d_fwd_autograd(const at::Tensor& input, const at::Tensor& weight,
                              const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                              at::IntArrayRef padding, at::IntArrayRef dilation) {
@@ -152,4 +196,5 @@ TORCH_LIBRARY_IMPL(dwconv, Autograd, m) {
   m.impl("dw2d_fwd", &dwconv::dw2d_fwd_autograd);
   m.impl("dw2d_bwdi", &dwconv::dw2d_bwd_autograd<'i'>);
   m.impl("dw2d_bwdw", &dwconv::dw2d_bwd_autograd<'w'>);
+  m.impl("dw2d_bwd", &dwconv::dw2d_bwd_both_autograd);
 }

@@ -29,6 +29,10 @@ TORCH_LIBRARY(dwconv, m) {
         "int[4] padding, int[2] dilation) -> Tensor");
   m.def("dw2d_bwdw(Tensor grad_out, Tensor input, SymInt[2] kernel_size, int[2] stride, "
         "int[4] padding, int[2] dilation) -> Tensor");
+  // both gradients at once: (grad_input, grad_weight), as dw2d_bwdi and dw2d_bwdw give them; the
+  // CPU backend reads grad_output once for both where its kernels can (kernels/cpu/dw2d.h)
+  m.def("dw2d_bwd(Tensor grad_out, Tensor input, Tensor weight, int[2] stride, int[4] padding, "
+        "int[2] dilation) -> (Tensor, Tensor)");
 #ifdef DWCONV_WITH_CUDA_EMU
   // the CUDA kernels compiled for the host under the CUDA emulation, on CPU tensors (cuda_emu)
   m.def("dw2d_fwd_emu(Tensor input, Tensor weight, Tensor? bias, int[2] stride, int[4] padding, "
@@ -114,8 +118,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("kernel_name", &dwconv::cpu::kernel_name, py::arg("pass_"), py::arg("input_size"),
         py::arg("weight_size"), py::arg("stride"), py::arg("padding"), py::arg("dilation"),
         py::arg("channels_last"), py::arg("float64") = false,
-        "name (docs/kernels.md grammar) of the CPU kernel a dw2d pass runs for this problem; "
-        "padding is (top, bottom, left, right)");
+        "name (docs/kernels.md grammar) of the CPU kernel a dw2d pass (fwd, bwdi, bwdw) runs for "
+        "this problem; bwd: the fused backward's (both gradients, dw2d_bwd), or '' where the two "
+        "backward passes run apart; padding is (top, bottom, left, right)");
   m.def("fma_peak_gflops", &dwconv::cpu::fma_peak_gflops, py::arg("seconds") = 0.2,
         "float32 FMA throughput of the active ISA on all torch threads, in GFLOP/s");
   m.def("stream_copy_", &dwconv::cpu::stream_copy_, py::arg("dst"), py::arg("src"),

@@ -270,8 +270,11 @@ def _kernel_names(case: Case, backend: str) -> list[str]:
     L = case.layer
     args = (list(case.input_shape), list(case.weight_shape), [L.stride] * 2, [L.padding] * 4,
             [L.dilation] * 2, case.layout == "channels_last", case.dtype == torch.float64)
-    passes = ["fwd"] if case.pass_ == "fwd" else ["fwd", "bwdi", "bwdw"]
-    return [_C.kernel_name(p, *args) for p in passes]
+    fwd = [_C.kernel_name("fwd", *args)]
+    if case.pass_ == "fwd":
+        return fwd
+    bwd = _C.kernel_name("bwd", *args)  # the fused backward's, '' where bwdi and bwdw run apart
+    return fwd + ([bwd] if bwd else [_C.kernel_name(p, *args) for p in ("bwdi", "bwdw")])
 
 
 def case_functions(case: Case, device: torch.device | str = "cpu", backend: str = "auto",

@@ -3,9 +3,10 @@
 Every op lives in the `torch.ops.dwconv` namespace (schemas in csrc/ops.cpp). This module gives
 each one a fake (meta) kernel, so torch.compile and torch.export trace through it, and wires the
 forward op's autograd to the backward ops, so gradients are registered ops too. The CPU/CUDA family
-(dw2d_fwd, dw2d_bwdi, dw2d_bwdw) has its autograd in C++ (csrc/autograd.cpp, same behaviour, ~10 us
-less per forward and ~100 us less per backward of a batch-1 layer than
-torch.library.register_autograd); the _emu and _triton families use register_autograd here.
+(dw2d_fwd, dw2d_bwdi, dw2d_bwdw, and dw2d_bwd: both gradients at once) has its autograd in C++
+(csrc/autograd.cpp, same behaviour, ~10 us less per forward and ~100 us less per backward of a
+batch-1 layer than torch.library.register_autograd); the _emu and _triton families use
+register_autograd here.
 """
 
 from __future__ import annotations
@@ -121,6 +122,16 @@ def register_family(suffix: str = "", *, autograd: bool = True) -> None:
 
 
 register_family(autograd=False)  # the CPU/CUDA ops: autograd in csrc/autograd.cpp
+
+
+@torch.library.register_fake("dwconv::dw2d_bwd")
+def _dw2d_bwd_fake(grad_out, input, weight, stride, padding, dilation):
+    """Both gradients of dw2d_fwd at once (the CPU/CUDA family only): (grad_input, grad_weight)."""
+    oh, ow = _args.check_depthwise(input, weight, None, stride, padding, dilation)
+    _check_grad_out(grad_out, input, "input", (input.shape[0], weight.shape[0], oh, ow))
+    _check_grad_out(grad_out, weight, "weight", (input.shape[0], weight.shape[0], oh, ow))
+    return (_empty(grad_out, input.shape, suggest_memory_format(grad_out)),
+            _empty(grad_out, weight.shape))
 if hasattr(torch.ops.dwconv, "dw2d_fwd_emu"):  # built with the CUDA emulation (backend cuda_emu)
     register_family("_emu")
 

@@ -20,6 +20,10 @@ struct Dw2dShape {
   int64_t DH, DW;      // dilation
   int64_t PT, PL;      // top / left padding (bottom / right are implied by OH, OW)
   int64_t OH, OW;      // output size
+  // CPU: when a kernel runs a chunk of a larger problem's batch, that problem's batch (0: N). The
+  // kernels' cache heuristics (row prefetches, streamed stores, ...) follow the whole problem:
+  // its chunk comes from memory just the same.
+  int64_t N_whole = 0;
   DWCONV_HD int64_t cout() const { return C * M; }
 };
 

@@ -44,6 +44,7 @@ def test_opcheck_every_op(sample):
                                           dilation))
     torch.library.opcheck(ops.dw2d_bwdw, (gy, x.detach(), list(w.shape[2:]), stride, padding,
                                           dilation))
+    torch.library.opcheck(ops.dw2d_bwd, (gy, x.detach(), w.detach(), stride, padding, dilation))
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s[0])

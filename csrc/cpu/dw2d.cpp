@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <string>
+#include <tuple>
 
 #include "../../kernels/cpu/dw2d.h"
 #include "../common.h"
@@ -179,72 +180,155 @@ at::Tensor dw2d_bwdi(const at::Tensor& grad_out, const at::Tensor& weight,
   return is_half(grad_out) ? gx.to(grad_out.scalar_type()) : gx;
 }
 
+namespace {
+
+// grad_weight as the kernels write it: NCHW [CO,1,KH,KW]; NHWC packed [M][KH*KW][C]. A problem
+// summed in parts (bwdw_parts) gets one such buffer per part, part 0 holding the sum in the end
+// (finish_gw). Returns the buffer and the number of parts.
+template <typename T>
+std::pair<at::Tensor, int64_t> new_gw(const Dw2dShape& s, Layout layout,
+                                      const at::TensorOptions& options) {
+  const int64_t parts =
+      s.N > 0 && s.OH * s.OW > 0 ? kernels_for<T>()->bwdw_parts(s, layout) : int64_t(1);
+  at::Tensor gw = layout == Layout::NCHW
+                      ? new_output({parts * s.cout(), 1, s.KH, s.KW}, options)
+                      : new_output({parts * s.M, s.KH * s.KW, s.C}, options);
+  return {gw, parts};
+}
+
+// Adds the parts into part 0 and gives grad_weight its [CO,1,KH,KW] shape, contiguous like
+// PyTorch's (not a view into the parts).
+template <typename T>
+at::Tensor finish_gw(const Dw2dShape& s, Layout layout, at::Tensor gw, int64_t parts) {
+  if (parts > 1) {
+    kernels_for<T>()->bwdw_reduce(s, gw.data_ptr<T>(), parts);
+    gw = gw.narrow(0, 0, gw.size(0) / parts);
+  }
+  if (layout == Layout::NHWC) gw = gw.permute({2, 0, 1}).reshape({s.cout(), 1, s.KH, s.KW});
+  return gw.contiguous();
+}
+
+Dw2dShape bwdw_shape(const at::Tensor& grad_out, const at::Tensor& input,
+                     at::IntArrayRef kernel_size, at::IntArrayRef stride, at::IntArrayRef padding,
+                     at::IntArrayRef dilation) {
+  TORCH_CHECK(kernel_size.size() == 2, "dwconv: kernel_size must be two integers, got ",
+              kernel_size);
+  TORCH_CHECK(grad_out.dim() == 4 && input.dim() == 4,
+              "dwconv: grad_output and input must be 4-D, got shapes ", grad_out.sizes(), " and ",
+              input.sizes());
+  const Dw2dShape s = make_dw2d_shape(input.sizes(), {grad_out.size(1), 1, kernel_size[0],
+                                                      kernel_size[1]},
+                                      stride, padding, dilation);
+  check_grad_out(grad_out, s);
+  return s;
+}
+
+}  // namespace
+
 at::Tensor dw2d_bwdw(const at::Tensor& grad_out, const at::Tensor& input,
                      c10::SymIntArrayRef kernel_size, at::IntArrayRef stride,
                      at::IntArrayRef padding, at::IntArrayRef dilation) {
   check_cpu_dtype(grad_out, "grad_output");
   check_same(grad_out, "grad_output", input, "input");
-  const auto ks = C10_AS_INTARRAYREF_SLOW(kernel_size);
-  TORCH_CHECK(ks.size() == 2, "dwconv: kernel_size must be two integers, got ", ks);
-  TORCH_CHECK(grad_out.dim() == 4 && input.dim() == 4,
-              "dwconv: grad_output and input must be 4-D, got shapes ", grad_out.sizes(), " and ",
-              input.sizes());
-  const int64_t CO = grad_out.size(1);
-  const Dw2dShape s =
-      make_dw2d_shape(input.sizes(), {CO, 1, ks[0], ks[1]}, stride, padding, dilation);
-  check_grad_out(grad_out, s);
+  const Dw2dShape s = bwdw_shape(grad_out, input, C10_AS_INTARRAYREF_SLOW(kernel_size), stride,
+                                 padding, dilation);
   const Layout layout = layout_of(input);
   const at::Tensor x = compute_dtype(input).contiguous(memory_format(layout));
   const at::Tensor gy = compute_dtype(grad_out).contiguous(memory_format(layout));
-  // NHWC kernels produce the packed [M][KH*KW][C] layout, unpacked below; a problem summed in
-  // parts (bwdw_parts) gets one such buffer per part, part 0 holding the sum in the end
-  int64_t parts = 1;
-  if (s.N > 0 && s.OH * s.OW > 0) {
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dwconv_dw2d_bwdw_cpu",
-                               [&] { parts = kernels_for<scalar_t>()->bwdw_parts(s, layout); });
-  }
-  at::Tensor gw = layout == Layout::NCHW
-                      ? new_output({parts * CO, 1, s.KH, s.KW}, x.options())
-                      : new_output({parts * s.M, s.KH * s.KW, s.C}, x.options());
-  if (s.N == 0 || s.OH * s.OW == 0) {
-    gw.zero_();
-  } else {
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dwconv_dw2d_bwdw_cpu", [&] {
+  at::Tensor gw;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dwconv_dw2d_bwdw_cpu", [&] {
+    auto [buf, parts] = new_gw<scalar_t>(s, layout, x.options());
+    if (s.N == 0 || s.OH * s.OW == 0) {
+      buf.zero_();
+    } else {
       const auto* k = kernels_for<scalar_t>();
       const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
       const scalar_t* xp = x.const_data_ptr<scalar_t>();
-      scalar_t* gwp = gw.data_ptr<scalar_t>();
+      scalar_t* gwp = buf.data_ptr<scalar_t>();
       run_items(k->bwdw_items(s, layout),
                 [&](int64_t begin, int64_t end) { k->bwdw(s, layout, gyp, xp, gwp, begin, end); });
-      if (parts > 1) k->bwdw_reduce(s, gwp, parts);
-    });
-    if (parts > 1) gw = gw.narrow(0, 0, gw.size(0) / parts);
-  }
-  if (layout == Layout::NHWC) gw = gw.permute({2, 0, 1}).reshape({CO, 1, s.KH, s.KW});
+    }
+    gw = finish_gw<scalar_t>(s, layout, buf, parts);
+  });
   return is_half(grad_out) ? gw.to(grad_out.scalar_type()) : gw;
+}
+
+// Both gradients: fused (one read of grad_output for both, kernels/cpu/dw2d.h) where the kernels
+// have a fused path for the problem and both tensors share a layout; the two ops otherwise.
+std::tuple<at::Tensor, at::Tensor> dw2d_bwd(const at::Tensor& grad_out, const at::Tensor& input,
+                                            const at::Tensor& weight, at::IntArrayRef stride,
+                                            at::IntArrayRef padding, at::IntArrayRef dilation) {
+  check_cpu_dtype(grad_out, "grad_output");
+  check_same(grad_out, "grad_output", input, "input");
+  check_same(grad_out, "grad_output", weight, "weight");
+  const Dw2dShape s = make_dw2d_shape(input.sizes(), weight.sizes(), stride, padding, dilation);
+  check_grad_out(grad_out, s);
+  const Layout layout = layout_of(input);
+  Dw2dShape f;
+  const bool as_fwd = bwdi_as_fwd(s, &f);
+  int64_t items = 0;
+  if (!is_half(grad_out) && layout_of(grad_out) == layout && input.numel() > 0 &&
+      grad_out.numel() > 0) {
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "dwconv_dw2d_bwd_cpu", [&] {
+      items = kernels_for<scalar_t>()->bwd_items(s, as_fwd ? &f : nullptr, layout);
+    });
+  }
+  if (items == 0) {
+    const std::vector<c10::SymInt> in_size(input.sizes().begin(), input.sizes().end());
+    const std::vector<c10::SymInt> ks{weight.size(2), weight.size(3)};
+    return {dw2d_bwdi(grad_out, weight, in_size, stride, padding, dilation),
+            dw2d_bwdw(grad_out, input, ks, stride, padding, dilation)};
+  }
+  const at::Tensor x = input.contiguous(memory_format(layout));
+  const at::Tensor gy = grad_out.contiguous(memory_format(layout));
+  const at::Tensor w = pack_weight(weight, s, layout, /*flip=*/as_fwd);
+  at::Tensor gx = new_output(input.sizes(), x.options(), memory_format(layout));
+  at::Tensor gw;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "dwconv_dw2d_bwd_cpu", [&] {
+    const auto* k = kernels_for<scalar_t>();
+    auto [buf, parts] = new_gw<scalar_t>(s, layout, x.options());
+    const scalar_t* gyp = gy.const_data_ptr<scalar_t>();
+    const scalar_t* wp = w.const_data_ptr<scalar_t>();
+    const scalar_t* xp = x.const_data_ptr<scalar_t>();
+    scalar_t* gxp = gx.data_ptr<scalar_t>();
+    scalar_t* gwp = buf.data_ptr<scalar_t>();
+    run_items(items, [&](int64_t begin, int64_t end) {
+      k->bwd(s, as_fwd ? &f : nullptr, layout, gyp, wp, xp, gxp, gwp, begin, end);
+    });
+    gw = finish_gw<scalar_t>(s, layout, buf, parts);
+  });
+  return {gx, gw};
 }
 
 std::string kernel_name(const std::string& pass, const std::vector<int64_t>& input_size,
                         const std::vector<int64_t>& weight_size,
                         const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                         const std::vector<int64_t>& dilation, bool channels_last, bool float64) {
+  TORCH_CHECK(pass == "fwd" || pass == "bwdi" || pass == "bwdw" || pass == "bwd",
+              "dwconv: pass must be fwd, bwdi, bwdw or bwd, got '", pass, "'");
   Dw2dShape s = make_dw2d_shape(input_size, weight_size, stride, padding, dilation);
   const Layout layout = channels_last ? Layout::NHWC : Layout::NCHW;
   const char* variant = nullptr;
   const char* isa = nullptr;
   std::string runs = pass;  // the pass whose kernel runs: a backward-input may run a forward one
-  if (pass == "bwdi" && bwdi_as_fwd(s, &s)) runs = "fwd";
+  Dw2dShape f;
+  const bool as_fwd = bwdi_as_fwd(s, &f);
+  if (pass == "bwdi" && as_fwd) {
+    runs = "fwd";
+    s = f;
+  }
   auto pick = [&](const auto* k) {
     isa = k->isa;
     if (runs == "fwd") variant = k->fwd_variant(s, layout);
     if (runs == "bwdi") variant = k->bwdi_variant(s, layout);
-    if (pass == "bwdw") variant = k->bwdw_variant(s, layout);
+    if (runs == "bwdw") variant = k->bwdw_variant(s, layout);
+    if (runs == "bwd" && s.N > 0) variant = k->bwd_variant(s, as_fwd ? &f : nullptr, layout);
   };
   if (float64)
     pick(kernels_for<double>());
   else
     pick(kernels_for<float>());
-  TORCH_CHECK(variant, "dwconv: pass must be fwd, bwdi or bwdw, got '", pass, "'");
+  if (!variant) return std::string();  // "bwd" without a fused kernel: bwdi and bwdw run
   return std::string("dw2d_") + runs + (channels_last ? "_nhwc_" : "_nchw_") + variant + "_" + isa;
 }
 
@@ -304,4 +388,5 @@ TORCH_LIBRARY_IMPL(dwconv, CPU, m) {
   m.impl("dw2d_fwd_out", &dwconv::cpu::dw2d_fwd_out);
   m.impl("dw2d_bwdi", &dwconv::cpu::dw2d_bwdi);
   m.impl("dw2d_bwdw", &dwconv::cpu::dw2d_bwdw);
+  m.impl("dw2d_bwd", &dwconv::cpu::dw2d_bwd);
 }

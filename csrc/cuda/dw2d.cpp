@@ -36,4 +36,5 @@ TORCH_LIBRARY_IMPL(dwconv, CUDA, m) {
   m.impl("dw2d_fwd_out", &dwconv::Ops::fwd_out);
   m.impl("dw2d_bwdi", &dwconv::Ops::bwdi);
   m.impl("dw2d_bwdw", &dwconv::Ops::bwdw);
+  m.impl("dw2d_bwd", &dwconv::Ops::bwd);
 }

@@ -7,6 +7,7 @@
 
 #include <initializer_list>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #include "../../kernels/cuda/dw2d_cuda.h"
@@ -168,6 +169,20 @@ struct Dw2d {
                           ws.data_ptr(), Target::stream(x)),
              "backward-weight");
     return gw;
+  }
+
+  // both gradients (dw2d_bwd): the two passes, one after the other
+  static std::tuple<at::Tensor, at::Tensor> bwd(const at::Tensor& grad_out,
+                                                const at::Tensor& input, const at::Tensor& weight,
+                                                at::IntArrayRef stride, at::IntArrayRef padding,
+                                                at::IntArrayRef dilation) {
+    TORCH_CHECK(input.dim() == 4 && weight.dim() == 4,
+                "dwconv: input must be 4-D [N, C, H, W] and weight [C*m, 1, kH, kW], got shapes ",
+                input.sizes(), " and ", weight.sizes());
+    const std::vector<c10::SymInt> in_size(input.sizes().begin(), input.sizes().end());
+    const std::vector<c10::SymInt> ks{weight.size(2), weight.size(3)};
+    return {bwdi(grad_out, weight, in_size, stride, padding, dilation),
+            bwdw(grad_out, input, ks, stride, padding, dilation)};
   }
 };
 

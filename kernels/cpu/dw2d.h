@@ -35,11 +35,21 @@ struct Dw2dKernels {
                int64_t end);
   int64_t (*bwdw_parts)(const Dw2dShape&, Layout);
   void (*bwdw_reduce)(const Dw2dShape&, T* gw, int64_t parts);
+  // Fused backward: gx and gw of one problem `s` together, each chunk of gy read once for both
+  // (dw2d_packed.h says where; bwd_items is 0 elsewhere, and the passes then run apart). w and
+  // gw as the backward-input's and backward-weight's; as_fwd: the forward the backward-input
+  // runs as (bwdi_as_fwd, its weight rotated), or null. gw takes bwdw_parts(s) buffers as for
+  // bwdw. The same bits as bwdi and bwdw apart.
+  int64_t (*bwd_items)(const Dw2dShape&, const Dw2dShape* as_fwd, Layout);
+  void (*bwd)(const Dw2dShape&, const Dw2dShape* as_fwd, Layout, const T* gy, const T* w,
+              const T* x, T* gx, T* gw, int64_t begin, int64_t end);
   // The specialisation each pass runs for a shape, as the <specialisation> part of a kernel name
   // (docs/kernels.md), e.g. "k3s1" or "generic".
   const char* (*fwd_variant)(const Dw2dShape&, Layout);
   const char* (*bwdi_variant)(const Dw2dShape&, Layout);
   const char* (*bwdw_variant)(const Dw2dShape&, Layout);
+  // the fused backward's ("packed", "parts"), or null where the passes run apart
+  const char* (*bwd_variant)(const Dw2dShape&, const Dw2dShape* as_fwd, Layout);
   // FMA-throughput loop for the roofline's compute peak: returns flops done (see peak.h)
   double (*fma_peak)(int64_t iters, T* sink);
   // copy of n elements with non-temporal stores, for the roofline's bandwidth (see peak.h)

@@ -299,13 +299,19 @@ struct Dw2dBwdw {
   }
 
   // Channel blocks [begin, end) together, so each (n, oh) row is read as one contiguous run;
-  // every channel's sum still runs in the same order whatever the item range. ask_next: the
-  // rows come from memory (prefetch_rows of the whole problem, of which `s` may be a chunk).
+  // every channel's sum still runs in the same order whatever the item range. accumulate: the
+  // sums continue from gwp's (a batch summed image by image gives the same bits as at once).
   static void bwdw_nhwc(const Dw2dShape& s, const T* gy, const T* x, T* gwp, int64_t begin,
-                        int64_t end, bool ask_next) {
+                        int64_t end, bool accumulate = false) {
+    const bool ask_next = prefetch_rows<T>(s);
     const int64_t C = s.C, KK = s.KH * s.KW, nblk = tap_blocks(s.KW);
     V* vacc = bwd_scratch<V, 3>((end - begin) * KK);
-    for (int64_t i = 0; i < (end - begin) * KK; ++i) vacc[i] = V::zero();
+    for (int64_t cb = begin; cb < end; ++cb) {
+      const int64_t c = cb * L;
+      const int nl = static_cast<int>(min64(L, C - c));
+      for (int64_t i = 0; i < KK; ++i)
+        vacc[(cb - begin) * KK + i] = accumulate ? V::load(gwp + i * C + c, nl) : V::zero();
+    }
     int64_t* chunk = bwd_scratch<int64_t, 2>(4 * nblk);  // kw0, nt, lo, hi per chunk
     for (int64_t b = 0; b < nblk; ++b) {
       int64_t* ch = chunk + 4 * b;
@@ -397,7 +403,7 @@ struct Dw2dBwdw {
   static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
                    int64_t begin, int64_t end) {
     if (layout == Layout::NCHW) return bwdw_nchw(s, gy, x, gw, begin, end);
-    if (s.M == 1) return bwdw_nhwc(s, gy, x, gw, begin, end, prefetch_rows<T>(s));
+    if (s.M == 1) return bwdw_nhwc(s, gy, x, gw, begin, end);
     for (int64_t item = begin; item < end; ++item) bwdw_nhwc_generic(s, item * L, gy, x, gw);
   }
 };

@@ -82,16 +82,19 @@ inline int64_t entering_row(const Dw2dShape& s, int64_t oh, int64_t r) {
   return ih >= 0 && ih < s.H ? ih : -1;
 }
 
+// The batch the size heuristics below count: the whole problem's when `s` is a chunk of it.
+inline int64_t whole_batch(const Dw2dShape& s) { return s.N_whole > 0 ? s.N_whole : s.N; }
 // Bytes of a pass's input side (N*C*H*W elements: x, or gx for a backward-input).
 template <typename T>
 int64_t input_bytes(const Dw2dShape& s) {
-  return s.N * s.C * s.H * s.W * static_cast<int64_t>(sizeof(T));
+  return whole_batch(s) * s.C * s.H * s.W * static_cast<int64_t>(sizeof(T));
 }
 // Bytes a pass reads and writes: its input side and its output side N*C*M*OH*OW (the forward's x
 // and y, the backward-input's gx and gy, the backward-weight's x and gy).
 template <typename T>
 int64_t pass_bytes(const Dw2dShape& s) {
-  return input_bytes<T>(s) + s.N * s.cout() * s.OH * s.OW * static_cast<int64_t>(sizeof(T));
+  return input_bytes<T>(s) +
+         whole_batch(s) * s.cout() * s.OH * s.OW * static_cast<int64_t>(sizeof(T));
 }
 
 // Whether the NHWC passes should ask for the next row (prefetch_strided): only when the data
@@ -175,9 +178,12 @@ struct Dw2d {
             Dw2dPacked<T>::bwdw,
             Dw2dPacked<T>::bwdw_parts,
             Dw2dPacked<T>::bwdw_reduce,
+            Dw2dPacked<T>::bwd_items,
+            Dw2dPacked<T>::bwd,
             Dw2dPacked<T>::fwd_variant,
             Dw2dPacked<T>::bwdi_variant,
             Dw2dPacked<T>::bwdw_variant,
+            Dw2dPacked<T>::bwd_variant,
             FmaPeak<T>::run,
             StreamCopy<T>::run};
   }

@@ -83,6 +83,7 @@ struct Dw2dPacked {
     Dw2dShape t = s;
     t.N = nb;
     t.C = L;
+    t.N_whole = 0;  // scratch in cache, whatever the problem's size
     return t;
   }
 
@@ -219,9 +220,19 @@ struct Dw2dPacked {
     return max64(1, min64(s.N, kBwdwChunkBytes / per_image));
   }
 
-  // NCHW only: applies() keeps NHWC backward-weights on their own kernels
+  // The backward-input a fused backward (bwd) runs on each packed chunk of gy: the NCHW weight
+  // of the pass ([C][KK], rotated by 180 degrees when it runs as the forward `as_fwd`), and gx.
+  struct BwdiOnChunk {
+    const T* w;
+    const Dw2dShape* as_fwd;
+    T* gx;
+  };
+
+  // NCHW only: applies() keeps NHWC backward-weights on their own kernels. With `bwdi`, also the
+  // backward-input from the same packed gy (the fused backward): each chunk's gy tile is read
+  // and transposed once for both passes instead of once each.
   static void bwdw_packed(const Dw2dShape& s, const T* gy, const T* x, T* gw, int64_t begin,
-                          int64_t end) {
+                          int64_t end, const BwdiOnChunk* bwdi = nullptr) {
     constexpr Layout layout = Layout::NCHW;
     const int64_t KK = s.KH * s.KW, xp = s.H * s.W, yp = s.OH * s.OW, nb = bwdw_chunk(s);
     // images packed back to back, the last one's padding past the end
@@ -230,9 +241,14 @@ struct Dw2dPacked {
     // this chunk's sums, then the running total: [tap][l], whole blocks for unpack()
     T* part = bwd_scratch<T, 12>(2 * padded(KK) * L);
     T* total = part + padded(KK) * L;
+    // the fused backward-input's tile weights and its chunk of packed gx
+    T* wp = bwdi ? bwd_scratch<T, 13>(padded(KK) * L) : nullptr;
+    T* gxs = bwdi ? bwd_scratch<T, 14>(((nb - 1) * xp + padded(xp)) * L) : nullptr;
+    const bool stream = bwdi && stream_output<T>(s);
     for (int64_t tile = begin; tile < end; ++tile) {
       const int nc = channels(s, tile);
       const int64_t c0 = tile * L;
+      if (bwdi) pack_weight(bwdi->w, KK, c0, nc, wp, layout, s.C);
       for (int64_t n0 = 0; n0 < s.N; n0 += nb) {
         const int64_t cnt = min64(nb, s.N - n0);
         for (int64_t i = 0; i < cnt; ++i) {
@@ -244,6 +260,18 @@ struct Dw2dPacked {
           pack(x + at(s, layout, n, c0, xp), xp, nc, xs + i * xp * L, layout, s.C);
           pack(gy + at(s, layout, n, c0, yp), yp, nc, ys + i * yp * L, layout, s.C);
         }
+        if (bwdi) {
+          if (bwdi->as_fwd) {
+            const Dw2dShape t = tile_shape(*bwdi->as_fwd, cnt);
+            Fwd::fwd(t, Layout::NHWC, ys, wp, nullptr, gxs, 0, Fwd::fwd_items(t, Layout::NHWC));
+          } else {
+            const Dw2dShape t = tile_shape(s, cnt);
+            Bwdi::bwdi(t, Layout::NHWC, ys, wp, gxs, 0, Bwdi::bwdi_items(t, Layout::NHWC));
+          }
+          for (int64_t i = 0; i < cnt; ++i)
+            unpack(gxs + i * xp * L, xp, nc, bwdi->gx + at(s, layout, n0 + i, c0, xp), layout,
+                   s.C, stream);
+        }
         const Dw2dShape t = tile_shape(s, cnt);
         Bwdw::bwdw(t, Layout::NHWC, ys, xs, n0 == 0 ? total : part, 0,
                    Bwdw::bwdw_items(t, Layout::NHWC));
@@ -251,6 +279,7 @@ struct Dw2dPacked {
       }
       unpack(total, KK, nc, gw + c0 * KK, layout, s.C);
     }
+    if (stream) V::stream_fence();
   }
 
   // ------------------------------------------------------------ entry points of the table
@@ -304,6 +333,31 @@ struct Dw2dPacked {
     for (int64_t p = 1; p < parts; ++p) add_into(gw, gw + p * n, n);
   }
 
+  // Part `part` of a backward-weight in parts: its chunk of images into gw + part * (C*KK).
+  static void bwdw_part(const Dw2dShape& s, const T* gy, const T* x, T* gw, int64_t part) {
+    const int64_t n0 = part * bwdw_chunk_images(s);
+    const Dw2dShape t = chunk_shape(s, n0);
+    Bwdw::bwdw_nhwc(t, gy + n0 * s.OH * s.OW * s.C, x + n0 * s.H * s.W * s.C,
+                    gw + part * s.cout() * s.KH * s.KW, 0, Bwdw::bwdw_items(t, Layout::NHWC));
+  }
+  // Images [n0, n0 + bwdw_chunk_images) of `s` (fewer at the end), as a chunk of the whole
+  // problem (N_whole): it comes from memory as the whole problem does, so its kernels prefetch
+  // and stream as the whole problem's would.
+  static Dw2dShape chunk_shape(const Dw2dShape& s, int64_t n0) {
+    Dw2dShape t = s;
+    t.N = min64(bwdw_chunk_images(s), s.N - n0);
+    t.N_whole = whole_batch(s);
+    return t;
+  }
+
+  // One image of `s`, as a chunk of the whole problem (see chunk_shape).
+  static Dw2dShape image_shape(const Dw2dShape& s) {
+    Dw2dShape t = s;
+    t.N = 1;
+    t.N_whole = whole_batch(s);
+    return t;
+  }
+
   static int64_t bwdw_items(const Dw2dShape& s, Layout layout) {
     if (bwdw_parts(s, layout) > 1) return bwdw_parts(s, layout);
     return applies(s, layout, Pass::bwdw) ? tiles(s) : Bwdw::bwdw_items(s, layout);
@@ -311,15 +365,7 @@ struct Dw2dPacked {
   static void bwdw(const Dw2dShape& s, Layout layout, const T* gy, const T* x, T* gw,
                    int64_t begin, int64_t end) {
     if (bwdw_parts(s, layout) > 1) {
-      const int64_t nb = bwdw_chunk_images(s), n = s.cout() * s.KH * s.KW;
-      for (int64_t part = begin; part < end; ++part) {
-        const int64_t n0 = part * nb;
-        Dw2dShape t = s;
-        t.N = min64(nb, s.N - n0);
-        // rows prefetched as for the whole problem (a chunk alone may be small enough not to)
-        Bwdw::bwdw_nhwc(t, gy + n0 * s.OH * s.OW * s.C, x + n0 * s.H * s.W * s.C, gw + part * n,
-                        0, Bwdw::bwdw_items(t, layout), prefetch_rows<T>(s));
-      }
+      for (int64_t part = begin; part < end; ++part) bwdw_part(s, gy, x, gw, part);
       return;
     }
     if (applies(s, layout, Pass::bwdw)) return bwdw_packed(s, gy, x, gw, begin, end);
@@ -327,5 +373,48 @@ struct Dw2dPacked {
   }
   static const char* bwdw_variant(const Dw2dShape& s, Layout layout) {
     return applies(s, layout, Pass::bwdw) ? "packed" : Bwdw::variant(s, layout);
+  }
+
+  // ------------------------------- bwd: backward-input and backward-weight over one read of gy
+  // Where both passes go through chunks of the batch, the fused backward (dw2d.h) runs a chunk's
+  // backward-input and backward-weight back to back, so the second reads gy from cache:
+  //   NCHW  both passes packed: item = channel tile, as bwdw_packed, whose packed chunks of gy
+  //         (transposed once instead of once per pass) also feed the backward-input
+  //   NHWC  a backward-weight in parts: item = part, its chunk image by image, each image's
+  //         backward-input, then its backward-weight added to the part's sums
+  // Same kernels, same sums in the same order as the two passes apart: the same bits.
+  static int64_t bwd_items(const Dw2dShape& s, const Dw2dShape* as_fwd, Layout layout) {
+    if (layout == Layout::NHWC) return bwdw_parts(s, layout) > 1 ? bwdw_parts(s, layout) : 0;
+    const bool bwdi_packed = as_fwd ? applies(*as_fwd, layout, Pass::fwd)
+                                    : applies(s, layout, Pass::bwdi);
+    return bwdi_packed && applies(s, layout, Pass::bwdw) ? tiles(s) : 0;
+  }
+  static const char* bwd_variant(const Dw2dShape& s, const Dw2dShape* as_fwd, Layout layout) {
+    if (bwd_items(s, as_fwd, layout) == 0) return nullptr;
+    return layout == Layout::NCHW ? "packed" : "parts";
+  }
+  static void bwd(const Dw2dShape& s, const Dw2dShape* as_fwd, Layout layout, const T* gy,
+                  const T* w, const T* x, T* gx, T* gw, int64_t begin, int64_t end) {
+    if (layout == Layout::NCHW) {
+      const BwdiOnChunk bwdi{w, as_fwd, gx};
+      return bwdw_packed(s, gy, x, gw, begin, end, &bwdi);
+    }
+    for (int64_t part = begin; part < end; ++part) {
+      const int64_t n0 = part * bwdw_chunk_images(s), n1 = min64(s.N, n0 + bwdw_chunk_images(s));
+      for (int64_t n = n0; n < n1; ++n) {
+        const T* gyn = gy + n * s.OH * s.OW * s.C;
+        T* gxn = gx + n * s.H * s.W * s.C;
+        if (as_fwd) {
+          const Dw2dShape t = image_shape(*as_fwd);
+          Fwd::fwd(t, layout, gyn, w, nullptr, gxn, 0, Fwd::fwd_items(t, layout));
+        } else {
+          const Dw2dShape t = image_shape(s);
+          Bwdi::bwdi(t, layout, gyn, w, gxn, 0, Bwdi::bwdi_items(t, layout));
+        }
+        const Dw2dShape t = image_shape(s);
+        Bwdw::bwdw_nhwc(t, gyn, x + n * s.H * s.W * s.C, gw + part * s.cout() * s.KH * s.KW, 0,
+                        Bwdw::bwdw_items(t, layout), /*accumulate=*/n > n0);
+      }
+    }
   }
 };
