@@ -11,9 +11,10 @@ the bandwidth measured in the same run at the pass's working-set size and the pe
 two measurements, at the start and at the end of the run.
 Minimum bytes per pass (each tensor touched once):
     fwd:  read input + weight (+ bias), write output
-    bwdi: read grad_output + weight, write grad_input
-    bwdw: read grad_output + input, write grad_weight (+ grad_bias)
-FLOPs per pass: 2 * N * C*m * H_out * W_out * kh * kw (bias adds ignored).
+    bwd:  read grad_output + input + weight, write grad_input + grad_weight (+ grad_bias): both
+          gradients need grad_output read only once (dwconv's fused backward, dw2d_bwd, does so
+          where its kernels can; elsewhere the two backward passes read it once each)
+FLOPs: 2 * N * C*m * H_out * W_out * kh * kw per pass, twice that for bwd (bias adds ignored).
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ class Case:
         return (self.N, L.C * L.multiplier, size(L.H, L.kh), size(L.W, L.kw))
 
     def pass_costs(self) -> list[tuple[str, int, int]]:
-        """(pass, minimum bytes, flops) of every pass the row runs."""
+        """(pass, minimum bytes, flops) of every pass the row runs. The backward is one pass
+        whatever the kernels do (as analysis.cost's): grad_input and grad_weight need grad_output
+        read once, not once each."""
         L, b = self.layer, self.dtype.itemsize
         x = math.prod(self.input_shape)
         w = math.prod(self.weight_shape)
@@ -155,7 +158,7 @@ class Case:
         flops = 2 * y * L.kh * L.kw
         costs = [("fwd", b * (x + w + bias + y), flops)]
         if self.pass_ == "fwd+bwd":
-            costs += [("bwdi", b * (y + w + x), flops), ("bwdw", b * (y + x + w + bias), flops)]
+            costs.append(("bwd", b * (y + x + w + x + w + bias), 2 * flops))
         return costs
 
     @property
