@@ -39,7 +39,8 @@ struct Dw2dKernels {
   // (dw2d_packed.h says where; bwd_items is 0 elsewhere, and the passes then run apart). w and
   // gw as the backward-input's and backward-weight's; as_fwd: the forward the backward-input
   // runs as (bwdi_as_fwd, its weight rotated), or null. gw takes bwdw_parts(s) buffers as for
-  // bwdw. The same bits as bwdi and bwdw apart.
+  // bwdw. Deterministic as they are; the same bits as bwdi and bwdw apart, but for gx where bwdi
+  // would run other kernels (dw2d_packed.h).
   int64_t (*bwd_items)(const Dw2dShape&, const Dw2dShape* as_fwd, Layout);
   void (*bwd)(const Dw2dShape&, const Dw2dShape* as_fwd, Layout, const T* gy, const T* w,
               const T* x, T* gx, T* gw, int64_t begin, int64_t end);

@@ -378,16 +378,19 @@ struct Dw2dPacked {
   // ------------------------------- bwd: backward-input and backward-weight over one read of gy
   // Where both passes go through chunks of the batch, the fused backward (dw2d.h) runs a chunk's
   // backward-input and backward-weight back to back, so the second reads gy from cache:
-  //   NCHW  both passes packed: item = channel tile, as bwdw_packed, whose packed chunks of gy
-  //         (transposed once instead of once per pass) also feed the backward-input
+  //   NCHW  a packed backward-weight: item = channel tile, as bwdw_packed, whose packed chunks
+  //         of gy (transposed once instead of once per pass) also feed the backward-input,
+  //         also where apart it would run its NCHW kernels (3x3 on wide planes in cache, planes
+  //         past 4096 pixels on inputs under kBigInput): fused then, forward plus backward of
+  //         [1,144,56,56] 3x3 0.32 -> 0.30 ms, [8,32,112,112] 3x3 3.9 -> 3.5 ms, [1,96,112,112]
+  //         3x3/2 0.60 either way (two threads, 200 alternating calls)
   //   NHWC  a backward-weight in parts: item = part, its chunk image by image, each image's
   //         backward-input, then its backward-weight added to the part's sums
-  // Same kernels, same sums in the same order as the two passes apart: the same bits.
+  // Same kernels, same sums in the same order as the two passes apart: the same bits, but for
+  // gx where apart it comes from the NCHW kernels (their sums run in another order).
   static int64_t bwd_items(const Dw2dShape& s, const Dw2dShape* as_fwd, Layout layout) {
     if (layout == Layout::NHWC) return bwdw_parts(s, layout) > 1 ? bwdw_parts(s, layout) : 0;
-    const bool bwdi_packed = as_fwd ? applies(*as_fwd, layout, Pass::fwd)
-                                    : applies(s, layout, Pass::bwdi);
-    return bwdi_packed && applies(s, layout, Pass::bwdw) ? tiles(s) : 0;
+    return applies(s, layout, Pass::bwdw) ? tiles(s) : 0;
   }
   static const char* bwd_variant(const Dw2dShape& s, const Dw2dShape* as_fwd, Layout layout) {
     if (bwd_items(s, as_fwd, layout) == 0) return nullptr;
