@@ -534,9 +534,10 @@ def run(cases: Sequence[Case], *, device: str = "cpu", backend: str = "auto",
                         f"per implementation and row, each block of calls under "
                         f"{WARM_CALL_S * 1e3:g} ms after {WARM_S * 1e3:g} ms of untimed calls; "
                         f"output allocation included")
-    header["bound"] = ("roofline bound per pass: max(min bytes / copy bandwidth at the pass's "
-                       "working set, FLOPs / peak); on CPU the bandwidth is the faster of a plain "
-                       "and a non-temporal-store copy")
+    header["bound"] = ("roofline bound per pass (forward; backward: both gradients, reading "
+                       "grad_output once): max(min bytes / copy bandwidth at the pass's working "
+                       "set, FLOPs / peak); on CPU the bandwidth is the faster of a plain and a "
+                       "non-temporal-store copy")
     header["overhead_share"] = OVERHEAD_SHARE
     fixed_s = {"fwd": header["per_call_us"]["dwconv"] * 1e-6,
                "fwd+bwd": header["per_call_us"]["dwconv_fwd+bwd"] * 1e-6}
