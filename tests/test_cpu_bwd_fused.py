@@ -177,6 +177,21 @@ def test_packed_path_off_runs_the_two_passes(case, simd_isa, native_kernels):
     assert_close(gw, gw_ref, backend="cpu", dtype=torch.float32, what=f"{case[0]} grad_weight")
 
 
+@pytest.mark.parametrize("xs", [(0, 16, 7, 7), (2, 16, 0, 7)], ids=["batch0", "height0"])
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+def test_empty_input(xs, channels_last):
+    """No fused kernel for an empty input: grad_input empty, grad_weight zeros, as the passes."""
+    x = torch.randn(xs)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(16, 1, 1, 1)
+    geometry = ([1, 1], [1, 1, 1, 1], [1, 1])
+    assert _C.kernel_name("bwd", list(xs), [16, 1, 1, 1], *geometry, channels_last) == ""
+    y = torch.ops.dwconv.dw2d_fwd(x, w, None, *geometry)
+    gx, gw = torch.ops.dwconv.dw2d_bwd(torch.randn_like(y), x, w, *geometry)
+    assert gx.shape == x.shape and gw.shape == w.shape and not gw.any()
+
+
 def test_scalar_isa_has_no_fused_kernel():
     if "scalar" not in _C.cpu_isas_supported():
         pytest.skip("no scalar kernels in this build")

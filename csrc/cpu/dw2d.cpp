@@ -322,7 +322,9 @@ std::string kernel_name(const std::string& pass, const std::vector<int64_t>& inp
     if (runs == "fwd") variant = k->fwd_variant(s, layout);
     if (runs == "bwdi") variant = k->bwdi_variant(s, layout);
     if (runs == "bwdw") variant = k->bwdw_variant(s, layout);
-    if (runs == "bwd" && s.N > 0) variant = k->bwd_variant(s, as_fwd ? &f : nullptr, layout);
+    // (dw2d_bwd runs the two passes on empty tensors)
+    if (runs == "bwd" && s.N * s.H * s.W > 0)
+      variant = k->bwd_variant(s, as_fwd ? &f : nullptr, layout);
   };
   if (float64)
     pick(kernels_for<double>());
