@@ -132,6 +132,8 @@ def _dw2d_bwd_fake(grad_out, input, weight, stride, padding, dilation):
     _check_grad_out(grad_out, weight, "weight", (input.shape[0], weight.shape[0], oh, ow))
     return (_empty(grad_out, input.shape, suggest_memory_format(grad_out)),
             _empty(grad_out, weight.shape))
+
+
 if hasattr(torch.ops.dwconv, "dw2d_fwd_emu"):  # built with the CUDA emulation (backend cuda_emu)
     register_family("_emu")
 

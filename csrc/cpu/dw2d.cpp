@@ -264,13 +264,11 @@ std::tuple<at::Tensor, at::Tensor> dw2d_bwd(const at::Tensor& grad_out, const at
   const Dw2dShape s = make_dw2d_shape(input.sizes(), weight.sizes(), stride, padding, dilation);
   check_grad_out(grad_out, s);
   const Layout layout = layout_of(input);
-  Dw2dShape f;
-  const bool as_fwd = bwdi_as_fwd(s, &f);
   int64_t items = 0;
   if (!is_half(grad_out) && layout_of(grad_out) == layout && input.numel() > 0 &&
       grad_out.numel() > 0) {
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "dwconv_dw2d_bwd_cpu", [&] {
-      items = kernels_for<scalar_t>()->bwd_items(s, as_fwd ? &f : nullptr, layout);
+      items = kernels_for<scalar_t>()->bwd_items(s, layout);
     });
   }
   if (items == 0) {
@@ -279,6 +277,8 @@ std::tuple<at::Tensor, at::Tensor> dw2d_bwd(const at::Tensor& grad_out, const at
     return {dw2d_bwdi(grad_out, weight, in_size, stride, padding, dilation),
             dw2d_bwdw(grad_out, input, ks, stride, padding, dilation)};
   }
+  Dw2dShape f;
+  const bool as_fwd = bwdi_as_fwd(s, &f);
   const at::Tensor x = input.contiguous(memory_format(layout));
   const at::Tensor gy = grad_out.contiguous(memory_format(layout));
   const at::Tensor w = pack_weight(weight, s, layout, /*flip=*/as_fwd);
@@ -311,20 +311,14 @@ std::string kernel_name(const std::string& pass, const std::vector<int64_t>& inp
   const char* variant = nullptr;
   const char* isa = nullptr;
   std::string runs = pass;  // the pass whose kernel runs: a backward-input may run a forward one
-  Dw2dShape f;
-  const bool as_fwd = bwdi_as_fwd(s, &f);
-  if (pass == "bwdi" && as_fwd) {
-    runs = "fwd";
-    s = f;
-  }
+  if (pass == "bwdi" && bwdi_as_fwd(s, &s)) runs = "fwd";
   auto pick = [&](const auto* k) {
     isa = k->isa;
     if (runs == "fwd") variant = k->fwd_variant(s, layout);
     if (runs == "bwdi") variant = k->bwdi_variant(s, layout);
     if (runs == "bwdw") variant = k->bwdw_variant(s, layout);
     // (dw2d_bwd runs the two passes on empty tensors)
-    if (runs == "bwd" && s.N * s.H * s.W > 0)
-      variant = k->bwd_variant(s, as_fwd ? &f : nullptr, layout);
+    if (runs == "bwd" && s.N * s.H * s.W > 0) variant = k->bwd_variant(s, layout);
   };
   if (float64)
     pick(kernels_for<double>());

@@ -41,7 +41,7 @@ struct Dw2dKernels {
   // runs as (bwdi_as_fwd, its weight rotated), or null. gw takes bwdw_parts(s) buffers as for
   // bwdw. Deterministic as they are; the same bits as bwdi and bwdw apart, but for gx where bwdi
   // would run other kernels (dw2d_packed.h).
-  int64_t (*bwd_items)(const Dw2dShape&, const Dw2dShape* as_fwd, Layout);
+  int64_t (*bwd_items)(const Dw2dShape&, Layout);
   void (*bwd)(const Dw2dShape&, const Dw2dShape* as_fwd, Layout, const T* gy, const T* w,
               const T* x, T* gx, T* gw, int64_t begin, int64_t end);
   // The specialisation each pass runs for a shape, as the <specialisation> part of a kernel name
@@ -50,7 +50,7 @@ struct Dw2dKernels {
   const char* (*bwdi_variant)(const Dw2dShape&, Layout);
   const char* (*bwdw_variant)(const Dw2dShape&, Layout);
   // the fused backward's ("packed", "parts"), or null where the passes run apart
-  const char* (*bwd_variant)(const Dw2dShape&, const Dw2dShape* as_fwd, Layout);
+  const char* (*bwd_variant)(const Dw2dShape&, Layout);
   // FMA-throughput loop for the roofline's compute peak: returns flops done (see peak.h)
   double (*fma_peak)(int64_t iters, T* sink);
   // copy of n elements with non-temporal stores, for the roofline's bandwidth (see peak.h)

@@ -350,24 +350,15 @@ struct Dw2dPacked {
   // Part `part` of a backward-weight in parts: its chunk of images into gw + part * (C*KK).
   static void bwdw_part(const Dw2dShape& s, const T* gy, const T* x, T* gw, int64_t part) {
     const int64_t n0 = part * bwdw_chunk_images(s);
-    const Dw2dShape t = chunk_shape(s, n0);
+    const Dw2dShape t = sub_batch(s, min64(bwdw_chunk_images(s), s.N - n0));
     Bwdw::bwdw_nhwc(t, gy + n0 * s.OH * s.OW * s.C, x + n0 * s.H * s.W * s.C,
                     gw + part * s.cout() * s.KH * s.KW, 0, Bwdw::bwdw_items(t, Layout::NHWC));
   }
-  // Images [n0, n0 + bwdw_chunk_images) of `s` (fewer at the end), as a chunk of the whole
-  // problem (N_whole): it comes from memory as the whole problem does, so its kernels prefetch
-  // and stream as the whole problem's would.
-  static Dw2dShape chunk_shape(const Dw2dShape& s, int64_t n0) {
+  // n images of `s`, as a chunk of the whole problem (N_whole): it comes from memory as the
+  // whole problem does, so its kernels prefetch and stream as the whole problem's would.
+  static Dw2dShape sub_batch(const Dw2dShape& s, int64_t n) {
     Dw2dShape t = s;
-    t.N = min64(bwdw_chunk_images(s), s.N - n0);
-    t.N_whole = whole_batch(s);
-    return t;
-  }
-
-  // One image of `s`, as a chunk of the whole problem (see chunk_shape).
-  static Dw2dShape image_shape(const Dw2dShape& s) {
-    Dw2dShape t = s;
-    t.N = 1;
+    t.N = n;
     t.N_whole = whole_batch(s);
     return t;
   }
@@ -402,12 +393,12 @@ struct Dw2dPacked {
   //         backward-input, then its backward-weight added to the part's sums
   // Same kernels, same sums in the same order as the two passes apart: the same bits, but for
   // gx where apart it comes from the NCHW kernels (their sums run in another order).
-  static int64_t bwd_items(const Dw2dShape& s, const Dw2dShape* as_fwd, Layout layout) {
+  static int64_t bwd_items(const Dw2dShape& s, Layout layout) {
     if (layout == Layout::NHWC) return bwdw_parts(s, layout) > 1 ? bwdw_parts(s, layout) : 0;
     return applies(s, layout, Pass::bwdw) ? tiles(s) : 0;
   }
-  static const char* bwd_variant(const Dw2dShape& s, const Dw2dShape* as_fwd, Layout layout) {
-    if (bwd_items(s, as_fwd, layout) == 0) return nullptr;
+  static const char* bwd_variant(const Dw2dShape& s, Layout layout) {
+    if (bwd_items(s, layout) == 0) return nullptr;
     return layout == Layout::NCHW ? "packed" : "parts";
   }
   static void bwd(const Dw2dShape& s, const Dw2dShape* as_fwd, Layout layout, const T* gy,
@@ -416,21 +407,20 @@ struct Dw2dPacked {
       const BwdiOnChunk bwdi{w, as_fwd, gx};
       return bwdw_packed(s, gy, x, gw, begin, end, &bwdi);
     }
+    const Dw2dShape img = sub_batch(s, 1);  // one image, as the backward-weight's
     for (int64_t part = begin; part < end; ++part) {
       const int64_t n0 = part * bwdw_chunk_images(s), n1 = min64(s.N, n0 + bwdw_chunk_images(s));
       for (int64_t n = n0; n < n1; ++n) {
         const T* gyn = gy + n * s.OH * s.OW * s.C;
         T* gxn = gx + n * s.H * s.W * s.C;
         if (as_fwd) {
-          const Dw2dShape t = image_shape(*as_fwd);
-          Fwd::fwd(t, layout, gyn, w, nullptr, gxn, 0, Fwd::fwd_items(t, layout));
+          const Dw2dShape f = sub_batch(*as_fwd, 1);
+          Fwd::fwd(f, layout, gyn, w, nullptr, gxn, 0, Fwd::fwd_items(f, layout));
         } else {
-          const Dw2dShape t = image_shape(s);
-          Bwdi::bwdi(t, layout, gyn, w, gxn, 0, Bwdi::bwdi_items(t, layout));
+          Bwdi::bwdi(img, layout, gyn, w, gxn, 0, Bwdi::bwdi_items(img, layout));
         }
-        const Dw2dShape t = image_shape(s);
-        Bwdw::bwdw_nhwc(t, gyn, x + n * s.H * s.W * s.C, gw + part * s.cout() * s.KH * s.KW, 0,
-                        Bwdw::bwdw_items(t, layout), /*accumulate=*/n > n0);
+        Bwdw::bwdw_nhwc(img, gyn, x + n * s.H * s.W * s.C, gw + part * s.cout() * s.KH * s.KW,
+                        0, Bwdw::bwdw_items(img, layout), /*accumulate=*/n > n0);
       }
     }
   }
