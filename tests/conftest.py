@@ -10,15 +10,26 @@ from dwconv import _C
 _C.set_debug_fill_nan(True)
 
 CPU_ISAS = list(_C.cpu_isas_supported())
+SIMD_ISAS = [i for i in CPU_ISAS if i != "scalar"]
+
+
+def _with_isa(isa):
+    before = _C.get_cpu_isa()
+    _C.set_cpu_isa(isa)
+    yield isa
+    _C.set_cpu_isa(before)
 
 
 @pytest.fixture(params=CPU_ISAS)
 def cpu_isa(request):
     """Runs the test once per CPU ISA this machine supports, restoring the default after."""
-    before = _C.get_cpu_isa()
-    _C.set_cpu_isa(request.param)
-    yield request.param
-    _C.set_cpu_isa(before)
+    yield from _with_isa(request.param)
+
+
+@pytest.fixture(params=SIMD_ISAS)
+def simd_isa(request):
+    """As cpu_isa, for the SIMD ISAs only (the packed and fused paths need L >= 8 lanes)."""
+    yield from _with_isa(request.param)
 
 
 @pytest.fixture(autouse=True)

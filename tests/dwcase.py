@@ -1,5 +1,6 @@
 """Shared test helpers: one depthwise-conv problem description, its inputs in a chosen memory
-layout, and the check of output and every gradient against the float64 reference."""
+layout, the check of output and every gradient against the float64 reference, and a call
+repeated at several thread counts."""
 
 from __future__ import annotations
 
@@ -41,6 +42,19 @@ class Case:
                 f"p{self.padding}_d{self.dilation}{'' if self.bias else '_nobias'}"
                 f"{'' if self.layout == 'nchw' else '_' + self.layout}"
                 f"{'' if self.grad_layout == 'nchw' else '_g' + self.grad_layout}")
+
+
+def at_thread_counts(fn, counts=(1, 2, 3)) -> list:
+    """fn() once per torch thread count in `counts`, in order; the thread count restored after."""
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in counts:
+            torch.set_num_threads(threads)
+            results.append(fn())
+        return results
+    finally:
+        torch.set_num_threads(before)
 
 
 def layout_as(t: torch.Tensor, layout: str) -> torch.Tensor:

@@ -14,9 +14,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import dwconv
 from dwconv import _C
+from dwcase import at_thread_counts
 from tolerances import assert_close
-
-SIMD_ISAS = [i for i in _C.cpu_isas_supported() if i != "scalar"]
 
 # (id, N, C, H, W, (kh, kw), stride, (pt, pb, pl, pr), dilation, channels_last, fused variant)
 CASES = [
@@ -81,14 +80,6 @@ def _bwd_kernel(case, isa, m=1):
                           channels_last)
 
 
-@pytest.fixture(params=SIMD_ISAS)
-def simd_isa(request):
-    before = _C.get_cpu_isa()
-    _C.set_cpu_isa(request.param)
-    yield request.param
-    _C.set_cpu_isa(before)
-
-
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_fused_backward_matches_reference_and_passes(case, simd_isa):
     """Right against the reference, the same bits for any thread count, and the same bits as
@@ -97,14 +88,7 @@ def test_fused_backward_matches_reference_and_passes(case, simd_isa):
     assert _bwd_kernel(case, simd_isa) == f"dw2d_bwd_{layout}_{case[10]}_{simd_isa}"
     x, wt, gy, gx_ref, gw_ref = _problem(case)
     gx_apart, gw_apart = _apart(case, gy, wt, x)
-    before = torch.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            results.append(_fused(case, gy, wt, x))
-    finally:
-        torch.set_num_threads(before)
+    results = at_thread_counts(lambda: _fused(case, gy, wt, x))
     gx, gw = results[0]
     assert gx.is_contiguous(memory_format=torch.channels_last if case[9]
                             else torch.contiguous_format)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 import dwconv
 from dwconv import _C
+from dwcase import at_thread_counts
 from tolerances import assert_close
 
 LANES = {"scalar": 1, "avx2": 8, "avx512": 16}  # float32 lanes per ISA; float64 is scalar
@@ -149,14 +150,7 @@ def test_bwd_float64_matches_reference(case, channels_last, native_kernels, bwdi
 def test_bwdw_bitwise_deterministic_across_runs_and_threads(case, channels_last, cpu_isa,
                                                             packed_path):
     x, _, gy, _, _ = _problem(case, channels_last, torch.float32)
-    before = torch.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2, 3, 2):
-            torch.set_num_threads(threads)
-            results.append(_bwdw(case, gy, x))
-    finally:
-        torch.set_num_threads(before)
+    results = at_thread_counts(lambda: _bwdw(case, gy, x), (1, 2, 3, 2))
     for r in results[1:]:
         assert torch.equal(r, results[0]), "grad_weight bits differ between runs/thread counts"
 
@@ -171,14 +165,7 @@ def test_bwdw_nhwc_in_parts(case, cpu_isa):
     1): right against the reference, and the same bits for any thread count."""
     x, _, gy, _, gw_ref = _problem(case, True, torch.float32)
     assert (x.numel() + gy.numel()) * 4 >= 8 << 20
-    before = torch.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2, 3):
-            torch.set_num_threads(threads)
-            results.append(_bwdw(case, gy, x))
-    finally:
-        torch.set_num_threads(before)
+    results = at_thread_counts(lambda: _bwdw(case, gy, x))
     assert_close(results[0], gw_ref, backend="cpu", dtype=torch.float32,
                  what=f"{case.name} grad_weight")
     for r in results[1:]:
