@@ -227,8 +227,10 @@ def _kernel_short(row) -> str:
 
 def _print_result(console, result, B) -> None:
     from rich.table import Table
+
+    from .analysis import machine
     h = result["header"]
-    console.print(f"[bold]dwconv bench[/bold]  {h.get('cpu')}  threads={h.get('threads')}  "
+    console.print(f"[bold]dwconv bench[/bold]  {machine.describe_cpu(h)}  threads={h.get('threads')}  "
                   f"isa={h.get('cpu_isa')}  torch {h.get('torch')}  dwconv {h.get('dwconv')} "
                   f"({h.get('commit')})  device={h.get('device')}", highlight=False)
     bw = h.get("bandwidth_gbs") or {}
@@ -341,6 +343,10 @@ def _print_compare(console, cmp, old_path) -> None:
         t.add_row(r["id"], _ms(r["old_ms"]), _ms(r["new_ms"]), f"{r['ratio']:.2f}",
                   f"{r['torch_ratio']:.2f}", style="red" if r["regressed"] else None)
     console.print(t)
+    for d in cmp.get("machine_differs", []):
+        console.print(f"[yellow]the results come from different machines or set-ups: {d['field']} "
+                      f"{d['old']!r} (old) vs {d['new']!r} (new); the ratios measure both[/yellow]",
+                      highlight=False)
     if cmp["only_old"] or cmp["only_new"]:
         console.print(f"rows only in the old result: {len(cmp['only_old'])}, only in the new: "
                       f"{len(cmp['only_new'])}")

@@ -486,9 +486,24 @@ def summarize(rows: Sequence[dict]) -> dict:
     }
 
 
+# Header fields that make two results different measurements, not two runs of one: a ratio
+# between them says as much about the machines as about the code.
+MACHINE_FIELDS = ("cpu", "cpu_id", "cpu_isa", "threads", "device", "torch")
+
+
+def machine_differences(old: dict, new: dict) -> list[dict]:
+    """The MACHINE_FIELDS whose values differ between two results' headers (fields a header
+    lacks, as older results do, are not compared)."""
+    ho, hn = old.get("header", {}), new.get("header", {})
+    return [{"field": f, "old": ho[f], "new": hn[f]} for f in MACHINE_FIELDS
+            if ho.get(f) is not None and hn.get(f) is not None and ho[f] != hn[f]]
+
+
 def compare(old: dict, new: dict, threshold: float) -> dict:
     """Per-row time ratio new/old of dwconv (rows matched by id, kernel and model rows alike);
-    a row regresses when its ratio exceeds `threshold` (1.15: 15% slower)."""
+    a row regresses when its ratio exceeds `threshold` (1.15: 15% slower). `machine_differs`
+    lists the header fields (machine_differences) that say the two ran on different machines
+    or set-ups."""
     def index(result):
         return {r["id"]: r for r in result.get("rows", []) + result.get("models", [])}
     old_rows, new_rows = index(old), index(new)
@@ -501,6 +516,7 @@ def compare(old: dict, new: dict, threshold: float) -> dict:
                            "ratio": ratio, "torch_ratio": r["torch_ms"] / o["torch_ms"],
                            "regressed": ratio > threshold})
     return {"threshold": threshold, "rows": ratios,
+            "machine_differs": machine_differences(old, new),
             "regressions": [r["id"] for r in ratios if r["regressed"]],
             "only_old": sorted(old_rows.keys() - new_rows.keys()),
             "only_new": sorted(new_rows.keys() - old_rows.keys())}
@@ -577,7 +593,7 @@ def to_markdown(result: dict) -> str:
     """The result as Markdown (machine line, one table row per benchmark row, targets), for a
     README or an issue note."""
     h, s = result["header"], result["summary"]
-    lines = [f"{h.get('cpu')}, {h.get('threads')} threads, ISA {h.get('cpu_isa')}, torch "
+    lines = [f"{machine.describe_cpu(h)}, {h.get('threads')} threads, ISA {h.get('cpu_isa')}, torch "
              f"{h.get('torch')}, dwconv {h.get('dwconv')} ({h.get('commit')}), device "
              f"{h.get('device')}; peak {h.get('peak_gflops', 0):.0f} GFLOP/s; load average at "
              f"start {(h.get('load_avg') or [math.nan])[0]:.1f}; {h.get('timing', '')}"

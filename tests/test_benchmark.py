@@ -1,6 +1,8 @@
 """The benchmark harness: shapes file, byte/flop formulas, timing, summary and --compare logic."""
 
 import math
+import os
+import re
 import time
 
 import pytest
@@ -165,6 +167,37 @@ def test_compare_flags_rows_beyond_the_threshold():
     assert c["only_old"] == ["gone"] and c["only_new"] == ["new"]
     assert B.compare(old, new, threshold=1.25)["regressions"] == []
     assert math.isclose(c["rows"][0]["torch_ratio"], 1.1)
+
+
+def test_compare_names_the_header_fields_that_differ():
+    rows = {"rows": [_row("a", "fwd", 2, 0.5, 1.0)], "models": []}
+    zen3 = {**rows, "header": {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1 "
+                               "stepping 1", "cpu_isa": "avx2", "threads": 2, "torch": "2.14.1"}}
+    zen4 = {**rows, "header": {**zen3["header"], "cpu_id": "AuthenticAMD family 25 model 17 "
+                               "stepping 0", "cpu_isa": "avx512"}}
+    assert B.compare(zen3, zen3, 1.15)["machine_differs"] == []
+    assert B.compare(zen3, zen4, 1.15)["machine_differs"] == [
+        {"field": "cpu_id", "old": zen3["header"]["cpu_id"], "new": zen4["header"]["cpu_id"]},
+        {"field": "cpu_isa", "old": "avx2", "new": "avx512"}]
+    # an older result without the field (or without a header) is not a difference
+    old = {**rows, "header": {k: v for k, v in zen3["header"].items() if k != "cpu_id"}}
+    assert B.compare(old, zen4, 1.15)["machine_differs"] == [
+        {"field": "cpu_isa", "old": "avx2", "new": "avx512"}]
+    assert B.compare(rows, zen4, 1.15)["machine_differs"] == []
+
+
+def test_machine_header_identifies_the_cpu():
+    from dwconv.analysis import machine
+    h = machine.machine_header()
+    assert set(h) >= {"cpu", "cpu_id", "cpu_caches", "cpu_flags"}
+    if os.path.exists("/proc/cpuinfo"):
+        assert re.fullmatch(r"\S+ family \d+ model \d+ stepping \S+", h["cpu_id"])
+    assert all(re.fullmatch(r"L\dd?", k) and v > 0 for k, v in h["cpu_caches"].items())
+    line = machine.describe_cpu({"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1 "
+                                 "stepping 1", "cpu_caches": {"L1d": 32, "L2": 512, "L3": 32768}})
+    assert line == ("AMD EPYC (AuthenticAMD family 25 model 1 stepping 1; L1d 32 KiB, L2 512 KiB, "
+                    "L3 32 MiB)")
+    assert machine.describe_cpu({"cpu": "AMD EPYC"}) == "AMD EPYC"  # an older result's header
 
 
 def test_model_rows_compare_converted_model_with_pytorch():

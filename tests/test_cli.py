@@ -79,6 +79,12 @@ def test_compare_exit_codes(quick_json, tmp_path, capsys):
     assert "1 row(s) regressed" in capsys.readouterr().out
     assert cli.main(["bench", "--load", str(new), "--compare", str(quick_json),
                      "--threshold", "1.6"]) == 0
+    assert "different machines" not in capsys.readouterr().out
+    elsewhere = copy.deepcopy(result)
+    elsewhere["header"]["cpu_isa"] = "scalar" if result["header"]["cpu_isa"] != "scalar" else "avx2"
+    new.write_text(json.dumps(elsewhere))
+    assert cli.main(["bench", "--load", str(new), "--compare", str(quick_json)]) == 0
+    assert "different machines or set-ups: cpu_isa" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")

@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=None if sys.stdout.isatty() else 200)
 
     import dwconv
-    from .machine import machine_header
+    from .machine import describe_cpu, machine_header
 
     try:
         model = build_model(args.model)
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                   "dwconv": dwconv.__version__, "commit": "unknown"}
     console.print(f"[bold]dwconv explain[/bold] {args.model}: input {tuple(x.shape)} {args.dtype} "
                   f"on {device}{' channels_last' if args.channels_last else ''}; "
-                  f"{header['cpu']}, {header['threads']} threads, torch {header['torch']}, "
+                  f"{describe_cpu(header)}, {header['threads']} threads, torch {header['torch']}, "
                   f"dwconv {header['dwconv']} ({header['commit']})")
     profiles = {"PyTorch": profile(model, x, time=timed, backward=backward,
                                    min_run_time=args.min_run_time, model_time=False)}

@@ -14,7 +14,7 @@ import torch
 from torch.utils.benchmark import Timer
 
 __all__ = ["bandwidth_gbs", "peak_gflops", "measure_peak_gflops", "machine_header", "cpu_model",
-           "cpu_flags"]
+           "cpu_id", "cpu_caches", "cpu_flags", "describe_cpu"]
 
 
 def bandwidth_gbs(working_set_bytes: int, min_run_time: float = 0.2,
@@ -75,6 +75,63 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_id() -> str | None:
+    """Vendor, family, model and stepping from /proc/cpuinfo ('AuthenticAMD family 25 model 1
+    stepping 1'). Virtual machines often report a generic model name ('AMD EPYC' for a Zen 3 and
+    a Zen 4 host alike); these numbers tell the hosts apart."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        return None
+    if "cpu family" not in fields or "model" not in fields:
+        return None
+    return (f"{fields.get('vendor_id', '?')} family {fields['cpu family']} model {fields['model']}"
+            f" stepping {fields.get('stepping', '?')}")
+
+
+def cpu_caches() -> dict[str, int]:
+    """Data and unified cache sizes of CPU 0 in KiB, by level ('L1d', 'L2', 'L3'), from sysfs
+    (per core for L1/L2, per cache instance for L3); empty where sysfs does not say."""
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    out = {}
+    try:
+        entries = sorted(os.listdir(base))
+    except OSError:
+        return out
+    for entry in entries:
+        if not entry.startswith("index"):
+            continue
+        try:
+            def read(name):
+                with open(os.path.join(base, entry, name)) as f:
+                    return f.read().strip()
+            kind, level, size = read("type"), read("level"), read("size")
+        except OSError:
+            continue
+        if kind == "Instruction" or not size.endswith("K"):
+            continue
+        out[f"L{level}{'d' if kind == 'Data' else ''}"] = int(size[:-1])
+    return out
+
+
+def describe_cpu(header: dict) -> str:
+    """The CPU of a machine header in one line: model name, then family/model and the caches
+    where the header has them ('AMD EPYC (AuthenticAMD family 25 model 1 stepping 1; L1d 32 KiB,
+    L2 512 KiB, L3 32 MiB)')."""
+    extra = [header["cpu_id"]] if header.get("cpu_id") else []
+    caches = header.get("cpu_caches") or {}
+    if caches:
+        extra.append(", ".join(f"{k} {v // 1024} MiB" if v >= 1024 and v % 1024 == 0
+                               else f"{k} {v} KiB" for k, v in caches.items()))
+    return f"{header.get('cpu')}" + (f" ({'; '.join(extra)})" if extra else "")
+
+
 def cpu_flags() -> list[str]:
     """The SIMD-relevant CPU flags (avx*, fma, amx*)."""
     try:
@@ -101,7 +158,8 @@ def _git_commit() -> str:
 
 
 def machine_header() -> dict:
-    """CPU model and flags, threads, versions and commit: what a benchmark number depends on."""
+    """CPU model, identity, caches and flags, threads, versions and commit: what a benchmark
+    number depends on."""
     import dwconv
     try:
         cpu_isa = dwconv.build_info().get("cpu_isa")
@@ -109,6 +167,8 @@ def machine_header() -> dict:
         cpu_isa = None
     header = {
         "cpu": cpu_model(),
+        "cpu_id": cpu_id(),
+        "cpu_caches": cpu_caches(),
         "cpu_flags": cpu_flags(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
