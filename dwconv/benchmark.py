@@ -585,8 +585,75 @@ def run(cases: Sequence[Case], *, device: str = "cpu", backend: str = "auto",
     return {"header": header, "rows": rows, "models": model_rows, "summary": summarize(rows)}
 
 
+# ------------------------------------------------------------------------- repeated runs
+# Per-row numbers merged over repeated runs: median times, and the median of each run's own
+# speedup (dwconv and PyTorch timed side by side in the same run) and roofline fraction (on that
+# run's own bandwidth and peak).
+_RUN_FIELDS = ("dwconv_ms", "torch_ms", "speedup", "roofline")
+
+
+def merge_runs(results: Sequence[dict]) -> dict:
+    """One result from several runs of the same rows (`bench --repeat`): each row takes the
+    per-row median over the runs of dwconv's and PyTorch's times, of the speedup and of the
+    roofline fraction, and keeps every run's values under "runs"; a row is overhead-dominated
+    when it was in at least half of the runs, and passes its check only if every run did. The
+    summary's targets are those of the merged rows; summary["runs"] holds each run's own
+    summary, so the spread of the targets across runs is in the result too."""
+    if len(results) == 1:
+        return results[0]
+    first = results[0]
+
+    def merged(kind):
+        per_id = {}
+        for res in results:
+            for r in res.get(kind, []):
+                per_id.setdefault(r["id"], []).append(r)
+        out = []
+        for r0 in first.get(kind, []):
+            runs = per_id[r0["id"]]
+            if len(runs) != len(results):
+                raise ValueError(f"row {r0['id']} is missing from some runs")
+            row = copy.deepcopy(r0)
+            fields = [f for f in _RUN_FIELDS if f in r0]
+            row["runs"] = {f: [r[f] for r in runs] for f in fields}
+            for f in fields:
+                row[f] = statistics.median(row["runs"][f])
+            if r0.get("dwconv_out_ms") is not None:
+                row["dwconv_out_ms"] = statistics.median(r["dwconv_out_ms"] for r in runs)
+            if "min_bytes" in row:
+                row["gbs"] = row["min_bytes"] / row["dwconv_ms"] / 1e6
+                row["gflops"] = row["flops"] / row["dwconv_ms"] / 1e6
+            if "overhead_dominated" in row:
+                row["overhead_dominated"] = 2 * sum(r["overhead_dominated"] for r in runs) >= \
+                    len(runs)
+            row["max_rel_err"] = max(r["max_rel_err"] for r in runs)
+            row["check_ok"] = all(r["check_ok"] for r in runs)
+            out.append(row)
+        return out
+
+    header = copy.deepcopy(first["header"])
+    header["repeats"] = len(results)
+    header["duration_s"] = sum(r["header"].get("duration_s", 0.0) for r in results)
+    for key in ("peak_gflops_measured", "load_avg", "per_call_us", "bandwidth_gbs"):
+        if key in first["header"]:
+            header[f"{key}_runs"] = [r["header"].get(key) for r in results]
+    header["timing"] = (f"{header.get('timing', '')}; {len(results)} runs of the suite, one "
+                        f"after another, per-row medians over them (times, and each run's own "
+                        f"speedup and roofline fraction)")
+    rows = merged("rows")
+    summary = summarize(rows)
+    summary["runs"] = [r["summary"] for r in results]
+    return {"header": header, "rows": rows, "models": merged("models"), "summary": summary}
+
+
 def _ms(v: float) -> str:
     return f"{v:.3f}" if v < 10 else f"{v:.1f}"
+
+
+def _target_value(t: dict) -> str:
+    v = t["value"]
+    return "-" if v is None else f"{v:.0%}" if "fraction" in t["target"] else \
+        f"{v:.2f}x" if isinstance(v, float) else str(v)
 
 
 def to_markdown(result: dict) -> str:
@@ -621,12 +688,13 @@ def to_markdown(result: dict) -> str:
                          f"{r['speedup']:.2f}x |")
         lines.append("")
     if result["rows"]:
-        lines += ["| target (issue 2) | value | goal | met |", "|---|---|---|---|"]
-        for t in s["targets"]:
-            v = t["value"]
-            v = "-" if v is None else f"{v:.0%}" if "fraction" in t["target"] else \
-                f"{v:.2f}x" if isinstance(v, float) else str(v)
-            lines.append(f"| {t['target']} | {v} | {t['goal']} | {'yes' if t['met'] else 'no'} |")
+        runs = s.get("runs") or []
+        lines += [f"| target (issue 2) | value | goal | met |"
+                  f"{' each run |' if runs else ''}", f"|---|---|---|---|{'---|' if runs else ''}"]
+        for i, t in enumerate(s["targets"]):
+            each = ", ".join(_target_value(r["targets"][i]) for r in runs)
+            lines.append(f"| {t['target']} | {_target_value(t)} | {t['goal']} | "
+                         f"{'yes' if t['met'] else 'no'} |{f' {each} |' if runs else ''}")
     return "\n".join(lines) + "\n"
 
 

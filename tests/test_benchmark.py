@@ -169,6 +169,39 @@ def test_compare_flags_rows_beyond_the_threshold():
     assert math.isclose(c["rows"][0]["torch_ratio"], 1.1)
 
 
+def _run_result(rows, mean_note):
+    return {"header": {"cpu": "X", "duration_s": 1.0, "timing": "t", "load_avg": [mean_note]},
+            "rows": rows, "models": [], "summary": B.summarize(rows)}
+
+
+def test_merge_runs_takes_per_row_medians_and_keeps_each_run():
+    def row(rid, speedup, roofline, ms, ok=True):
+        r = _row(rid, "fwd", speedup, roofline, dwconv_ms=ms)
+        r.update(min_bytes=2e6, flops=4e6, max_rel_err=1e-7 if ok else 1.0, check_ok=ok)
+        return r
+    runs = [_run_result([row("a", 2.0, 0.5, 1.0), row("b", 0.9, 0.2, 0.04)], 0.1),
+            _run_result([row("a", 4.0, 0.7, 3.0), row("b", 1.5, 0.4, 0.06, ok=False)], 0.2),
+            _run_result([row("a", 3.0, 0.6, 2.0), row("b", 1.1, 0.3, 0.02)], 0.3)]
+    m = B.merge_runs(runs)
+    a, b = m["rows"]
+    assert a["id"] == "a" and a["dwconv_ms"] == 2.0 and a["speedup"] == 3.0
+    assert a["roofline"] == 0.6 and a["torch_ms"] == 6.0  # medians of times: 2, 6, 12 -> 6
+    assert a["runs"] == {"dwconv_ms": [1.0, 3.0, 2.0], "torch_ms": [2.0, 12.0, 6.0],
+                         "speedup": [2.0, 4.0, 3.0], "roofline": [0.5, 0.7, 0.6]}
+    assert a["gbs"] == pytest.approx(2e6 / 2.0 / 1e6) and a["gflops"] == pytest.approx(2.0)
+    assert not a["overhead_dominated"]
+    assert b["speedup"] == 1.1 and b["overhead_dominated"]  # 2 of 3 runs under 0.05 ms
+    assert not b["check_ok"] and b["max_rel_err"] == 1.0  # one bad run fails the row
+    assert m["header"]["repeats"] == 3 and m["header"]["duration_s"] == 3.0
+    assert m["header"]["load_avg_runs"] == [[0.1], [0.2], [0.3]]
+    assert [r["targets"] for r in m["summary"]["runs"]] == [r["summary"]["targets"] for r in runs]
+    assert m["summary"]["slower_than_torch"] == []
+    assert m["summary"]["mean_roofline"] == pytest.approx(0.45)
+    assert B.merge_runs(runs[:1]) is runs[0]
+    with pytest.raises(ValueError, match="row b is missing"):
+        B.merge_runs([runs[0], _run_result([row("a", 2.0, 0.5, 1.0)], 0.1)])
+
+
 def test_compare_names_the_header_fields_that_differ():
     rows = {"rows": [_row("a", "fwd", 2, 0.5, 1.0)], "models": []}
     zen3 = {**rows, "header": {"cpu": "AMD EPYC", "cpu_id": "AuthenticAMD family 25 model 1 "

@@ -87,6 +87,27 @@ def test_compare_exit_codes(quick_json, tmp_path, capsys):
     assert "different machines or set-ups: cpu_isa" in capsys.readouterr().out
 
 
+def test_bench_repeat_merges_runs(tmp_path):
+    path = tmp_path / "twice.json"
+    md = tmp_path / "twice.md"
+    r = _run("bench", "--quick", "--threads", "1", "--filter", "/nchw/fwd+bwd", "--repeat", "2",
+             "--json", str(path), "--markdown", str(md))
+    assert r.returncode == 0, r.stderr
+    assert "per-row medians of 2 runs" in r.stdout and "each run:" in r.stdout
+    result = json.loads(path.read_text())
+    assert result["header"]["repeats"] == 2 and len(result["summary"]["runs"]) == 2
+    assert len(result["rows"]) == 2  # quick suite: 2 layers, the filter keeps NCHW fwd+bwd
+    each = ", ".join(str(r["targets"][0]["value"]) for r in result["summary"]["runs"])
+    assert f"| no row slower than PyTorch | {result['summary']['targets'][0]['value']} | 0 rows" \
+        in md.read_text() and f"| {each} |" in md.read_text()
+    assert "2 runs of the suite" in md.read_text()
+    for row in result["rows"]:
+        assert len(row["runs"]["dwconv_ms"]) == 2 and row["check_ok"]
+        assert min(row["runs"]["dwconv_ms"]) <= row["dwconv_ms"] <= max(row["runs"]["dwconv_ms"])
+    r = _run("bench", "--quick", "--repeat", "0")
+    assert r.returncode == 2 and "--repeat must be >= 1, got 0" in r.stderr
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
 def test_cuda_device_errors_clearly(capsys):
     assert cli.main(["bench", "--quick", "--device", "cuda"]) == 2
