@@ -241,9 +241,9 @@ def _print_result(console, result, B) -> None:
 
     from .analysis import machine
     h = result["header"]
-    console.print(f"[bold]dwconv bench[/bold]  {machine.describe_cpu(h)}  threads={h.get('threads')}  "
-                  f"isa={h.get('cpu_isa')}  torch {h.get('torch')}  dwconv {h.get('dwconv')} "
-                  f"({h.get('commit')})  device={h.get('device')}"
+    console.print(f"[bold]dwconv bench[/bold]  {machine.describe_cpu(h)}  "
+                  f"threads={h.get('threads')}  isa={h.get('cpu_isa')}  torch {h.get('torch')}  "
+                  f"dwconv {h.get('dwconv')} ({h.get('commit')})  device={h.get('device')}"
                   f"{'  runs=' + str(h['repeats']) if h.get('repeats') else ''}", highlight=False)
     bw = h.get("bandwidth_gbs") or {}
     pc, nan = h.get("per_call_us") or {}, float("nan")  # older results lack the fwd+bwd entries

@@ -589,13 +589,14 @@ def run(cases: Sequence[Case], *, device: str = "cpu", backend: str = "auto",
 # Per-row numbers merged over repeated runs: median times, and the median of each run's own
 # speedup (dwconv and PyTorch timed side by side in the same run) and roofline fraction (on that
 # run's own bandwidth and peak).
-_RUN_FIELDS = ("dwconv_ms", "torch_ms", "speedup", "roofline")
+_RUN_FIELDS = ("dwconv_ms", "torch_ms", "speedup", "roofline", "torch_roofline", "bound_ms")
 
 
 def merge_runs(results: Sequence[dict]) -> dict:
     """One result from several runs of the same rows (`bench --repeat`): each row takes the
-    per-row median over the runs of dwconv's and PyTorch's times, of the speedup and of the
-    roofline fraction, and keeps every run's values under "runs"; a row is overhead-dominated
+    per-row median over the runs of dwconv's and PyTorch's times, of the speedup, of the bound
+    and of the roofline fractions, and keeps every run's values under "runs" (the rest, kernel
+    names, per-pass costs and spreads, is the first run's); a row is overhead-dominated
     when it was in at least half of the runs, and passes its check only if every run did. The
     summary's targets are those of the merged rows; summary["runs"] holds each run's own
     summary, so the spread of the targets across runs is in the result too."""
@@ -660,8 +661,8 @@ def to_markdown(result: dict) -> str:
     """The result as Markdown (machine line, one table row per benchmark row, targets), for a
     README or an issue note."""
     h, s = result["header"], result["summary"]
-    lines = [f"{machine.describe_cpu(h)}, {h.get('threads')} threads, ISA {h.get('cpu_isa')}, torch "
-             f"{h.get('torch')}, dwconv {h.get('dwconv')} ({h.get('commit')}), device "
+    lines = [f"{machine.describe_cpu(h)}, {h.get('threads')} threads, ISA {h.get('cpu_isa')}, "
+             f"torch {h.get('torch')}, dwconv {h.get('dwconv')} ({h.get('commit')}), device "
              f"{h.get('device')}; peak {h.get('peak_gflops', 0):.0f} GFLOP/s; load average at "
              f"start {(h.get('load_avg') or [math.nan])[0]:.1f}; {h.get('timing', '')}"
              f"{'; ' + h['bound'] if h.get('bound') else ''}.", ""]
